@@ -1,0 +1,1 @@
+"""Built-in plug-ins; importing this package registers them."""
