@@ -37,3 +37,40 @@ class ScoredSet:
     def mean_nll(self) -> np.ndarray:
         """Per-example mean negative log-likelihood over the answer tokens (the LOSS score)."""
         return np.array([-lp.mean() if lp.size else np.nan for lp in self.token_logprobs])
+
+
+@dataclass
+class AuditView:
+    """Everything the metrics may read about one model: its scored sets by name.
+
+    Standard set names for QA benchmarks: ``forget``, ``forget_para`` (paraphrased answers),
+    ``retain``, ``retain_para``, ``holdout``, ``world_facts``, ``real_authors``; ``perturbed``
+    maps a base set name to one ScoredSet per perturbed-answer index (all the same length as
+    the base set). Raw-text sets (MUSE style) use ``forget_text``, ``retain_text``,
+    ``holdout_text``. ``extra`` holds per-example arrays that are not token statistics (e.g.
+    ``gradnorm:forget``).
+    """
+
+    model_name: str
+    sets: dict[str, ScoredSet] = field(default_factory=dict)
+    perturbed: dict[str, list[ScoredSet]] = field(default_factory=dict)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def need(self, name: str) -> ScoredSet:
+        """The scored set ``name``, or a clear error saying which set the metric needs."""
+        try:
+            return self.sets[name]
+        except KeyError:
+            raise KeyError(
+                f"model {self.model_name!r}: this metric needs the scored set {name!r}, which the audit "
+                f"did not produce (have: {', '.join(sorted(self.sets)) or 'none'})."
+            ) from None
+
+    def need_perturbed(self, name: str) -> list[ScoredSet]:
+        try:
+            return self.perturbed[name]
+        except KeyError:
+            raise KeyError(
+                f"model {self.model_name!r}: this metric needs perturbed answers for {name!r}, which the "
+                f"audit did not score (have: {', '.join(sorted(self.perturbed)) or 'none'})."
+            ) from None
