@@ -81,3 +81,44 @@ def method(
         return fn
 
     return deco
+
+
+@dataclass
+class StepContext:
+    """What a loss may use besides the model and the batch.
+
+    ``reference`` is a frozen copy of the model as it was before unlearning (created only for
+    methods that declare ``needs=("reference_model",)``).
+    """
+
+    step: int = 0
+    total_steps: int = 1
+    reference: torch.nn.Module | None = None
+
+    @torch.no_grad()
+    def ref_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.reference is None:
+            raise RuntimeError("this method needs the reference model, but none was created; "
+                               "declare needs=('reference_model',) when registering it")
+        return self.reference(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
+def forward_logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits of a causal LM on a collated batch."""
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
+def retain_term(kind: str, model: torch.nn.Module, batch: dict[str, torch.Tensor] | None,
+                ctx: StepContext) -> torch.Tensor | None:
+    """The retain regulariser shared by GradDiff, NPO, SimNPO, IdK: NLL on retain answers, or
+    KL(p_ref ‖ p_θ) on them (answer tokens only); ``"none"`` gives no term."""
+    from obliviate.methods import losses
+
+    if kind == "none" or batch is None:
+        return None
+    logits = forward_logits(model, batch)
+    if kind == "nll":
+        return losses.nll(logits, batch["labels"])
+    if kind == "kl":
+        return losses.kl_to_reference(logits, ctx.ref_logits(batch), batch["labels"])
+    raise ValueError(f"retain_loss must be 'nll', 'kl' or 'none', got {kind!r}")

@@ -1,0 +1,157 @@
+"""Command-line interface: one subcommand per typed API function (jsonargparse)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+from obliviate import registry
+
+
+def ls(json_output: bool = False, kind: Optional[str] = None) -> None:
+    """List every registered method, metric, attack, benchmark and selector with its paper.
+
+    Args:
+        json_output: print JSON records (kind, name, paper, arxiv, ...) instead of a table.
+        kind: only this kind (method, metric, attack, benchmark, selector).
+    """
+    records = [p.record() for p in registry.plugins(kind)]
+    if json_output:
+        print(json.dumps(records, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table()
+    for col in ("kind", "name", "modalities", "paper", "arxiv"):
+        t.add_column(col)
+    for r in records:
+        t.add_row(r["kind"], r["name"], ",".join(r["modalities"]), r["paper"], r["arxiv"])
+    Console().print(t)
+
+
+def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, out: str = "unlearned",
+            benchmark: Optional[str] = None, config: Optional[str] = None, set: Optional[list[str]] = None,
+            train: Optional[list[str]] = None, gguf_file: Optional[str] = None, trust_remote_code: bool = False) -> None:
+    """Unlearn FORGET from MODEL with METHOD and save the result (safetensors) to OUT.
+
+    Args:
+        method: registered method name (see `obliviate ls`).
+        model: hub id or local directory of a causal LM.
+        forget: JSONL/JSON/CSV file of question/answer records to forget.
+        retain: JSONL/JSON/CSV file of records to keep.
+        out: output directory for the unlearned model and run.json.
+        benchmark: use this benchmark's preset as the starting config.
+        config: YAML file with `method:` and `train:` sections.
+        set: method config overrides, KEY=VALUE (e.g. beta=0.2).
+        train: TrainConfig overrides, KEY=VALUE (e.g. lr=1e-5 lora=true).
+        gguf_file: GGUF file inside MODEL to load.
+        trust_remote_code: allow the model repository's own code (off by default).
+    """
+    from obliviate.api import unlearn as api_unlearn
+    from obliviate.config import load_yaml
+    from obliviate.models.loading import load_causal_lm, save_model_atomic
+    from obliviate.report.schema import write_json_atomic
+
+    cfg = load_yaml(config) if config else {}
+    overrides = {**cfg.get("method", {}), **_kv(set, "--set")}
+    train_cfg = {**cfg.get("train", {}), **_kv(train, "--train"), "output_dir": str(Path(out) / "checkpoints")}
+    m, tok = load_causal_lm(model, gguf_file=gguf_file, trust_remote_code=trust_remote_code)
+    res = api_unlearn(m, tok, forget, retain, method=method, benchmark=benchmark, train=train_cfg,
+                      copy_model=False, **overrides)
+    save_model_atomic(res.model, tok, out)
+    write_json_atomic({"method": method, "method_config": res.method_config, "train_config": res.train_config,
+                       "log": res.log.to_dict()}, Path(out) / "run.json")
+    print(f"saved unlearned model to {out} ({res.log.steps} steps, {res.log.stopped})")
+
+
+def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] = None,
+          holdout: Optional[str] = None, reference: Optional[str] = None, benchmark: Optional[str] = None,
+          split: str = "forget10", metrics: Optional[list[str]] = None, out: str = "audit.json") -> None:
+    """Audit one or more models: every metric, with direction, CI and the gap to the oracle.
+
+    Args:
+        model: one or more NAME=PATH (or PATH) model directories to audit.
+        forget: forget-set file (not needed with --benchmark).
+        retain: retain-set file.
+        holdout: held-out file (MIA non-members).
+        reference: PATH of the retain-only oracle (named "oracle" in the report).
+        benchmark: audit on this benchmark's split instead of files.
+        split: benchmark split.
+        metrics: only these metrics (default: all).
+        out: report JSON path.
+    """
+    from obliviate.api import HEADLINE
+    from obliviate.api import audit as api_audit
+    from obliviate.data.io import read_qa_file
+    from obliviate.data.task import ForgetTask
+    from obliviate.models.loading import load_causal_lm
+    from obliviate.report.table import print_table
+
+    models, tok = {}, None
+    for spec in model:
+        name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
+        models[name], tok = load_causal_lm(path)
+    if reference:
+        models["oracle"], _ = load_causal_lm(reference)
+    if benchmark:
+        from obliviate.api import load_task
+
+        task = load_task(benchmark, split)
+    else:
+        if not forget:
+            raise SystemExit("audit needs --forget (or --benchmark)")
+        task = ForgetTask("user", read_qa_file(forget), read_qa_file(retain) if retain else [],
+                          read_qa_file(holdout) if holdout else [])
+    report = api_audit(models, task, tok, reference="oracle" if reference else None, metrics=metrics, out=out)
+    print_table(report, [m for m in HEADLINE if any(m in e.metrics or m in e.skipped for e in report.models.values())])
+    print(f"report written to {out}")
+
+
+def demo(quick: bool = False, split: str = "forget10", out_dir: str = "obliviate-out", seed: int = 0) -> None:
+    """Run the built-in benchmark end to end: build models, unlearn with GA/GradDiff/NPO/SimNPO, audit.
+
+    Args:
+        quick: use the small recipe (about a minute from a cold cache).
+        split: forget01, forget05 or forget10.
+        out_dir: where report.json goes.
+        seed: benchmark and training seed.
+    """
+    from obliviate.demo import demo as run_demo
+
+    run_demo(quick=quick, split=split, out_dir=out_dir, seed=seed)
+
+
+def _kv(pairs: Optional[list[str]], flag: str) -> dict:
+    import yaml
+
+    out = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise SystemExit(f"{flag} expects KEY=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
+COMMANDS = [ls, unlearn, audit, demo]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from jsonargparse import auto_cli
+
+    from obliviate.config import ConfigError
+    from obliviate.data.io import DataError
+    from obliviate.registry import UnknownPluginError
+
+    try:
+        auto_cli({f.__name__: f for f in COMMANDS}, args=argv, as_positional=False)
+    except (ConfigError, DataError, UnknownPluginError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

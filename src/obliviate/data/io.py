@@ -1,0 +1,75 @@
+"""Read user data (JSONL / CSV / JSON) into QA items, with errors that name the file and line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from obliviate.data.task import QAItem
+
+QUESTION_KEYS = ("question", "prompt", "input")
+ANSWER_KEYS = ("answer", "response", "output", "completion")
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, the line and the fix."""
+
+
+def _item_from_record(rec: dict, where: str, index: int) -> QAItem:
+    if not isinstance(rec, dict):
+        raise DataError(f"{where}: expected a JSON object with 'question' and 'answer', got {type(rec).__name__}")
+    q = next((rec[k] for k in QUESTION_KEYS if k in rec), None)
+    a = next((rec[k] for k in ANSWER_KEYS if k in rec), None)
+    if not isinstance(q, str) or not isinstance(a, str):
+        missing = "question" if not isinstance(q, str) else "answer"
+        raise DataError(
+            f"{where}: field {missing!r} is missing or not a string (accepted names: "
+            f"{', '.join(QUESTION_KEYS if missing == 'question' else ANSWER_KEYS)}); keys present: {sorted(rec)}"
+        )
+    pert = rec.get("perturbed_answers", rec.get("perturbed_answer", ()))
+    if isinstance(pert, str):
+        pert = (pert,)
+    return QAItem(
+        question=q,
+        answer=a,
+        id=str(rec.get("id", index)),
+        group=str(rec.get("group", rec.get("author", ""))),
+        paraphrased_answer=rec.get("paraphrased_answer"),
+        perturbed_answers=tuple(pert),
+        question_paraphrases=tuple(rec.get("question_paraphrases", ())),
+        alt_answer=rec.get("alt_answer"),
+    )
+
+
+def read_qa_file(path: str | Path) -> list[QAItem]:
+    """Read QA items from ``.jsonl`` (one object per line), ``.json`` (a list) or ``.csv``."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: file not found")
+    items: list[QAItem] = []
+    if p.suffix == ".jsonl":
+        with p.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{p}:{lineno}: not valid JSON ({e.msg}); each line must be one JSON object") from None
+                items.append(_item_from_record(rec, f"{p}:{lineno}", len(items)))
+    elif p.suffix == ".json":
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{p}:{e.lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(data, list):
+            raise DataError(f"{p}: expected a JSON list of objects")
+        items = [_item_from_record(r, f"{p}[{i}]", i) for i, r in enumerate(data)]
+    elif p.suffix == ".csv":
+        with p.open(encoding="utf-8", newline="") as f:
+            for i, row in enumerate(csv.DictReader(f)):
+                items.append(_item_from_record(dict(row), f"{p}:{i + 2}", i))
+    else:
+        raise DataError(f"{p}: unsupported file type {p.suffix!r}; use .jsonl, .json or .csv")
+    return items

@@ -1,0 +1,63 @@
+"""Terminal tables (rich) and Markdown tables from a Report."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from obliviate.metrics.base import ARROWS
+from obliviate.report.schema import Report
+
+
+def fmt_value(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    a = abs(v)
+    if a != 0 and (a < 1e-3 or a >= 1e5):
+        return f"{v:.2e}"
+    return f"{v:.3f}" if a < 100 else f"{v:.1f}"
+
+
+def metric_header(report: Report, metric: str) -> str:
+    for m in report.models.values():
+        if metric in m.metrics:
+            return f"{metric} {ARROWS.get(m.metrics[metric]['direction'], '')}"
+    return metric
+
+
+def rows(report: Report, metrics: Sequence[str], extra: Sequence[str] = ("seconds",)) -> list[list[str]]:
+    out = []
+    for name, m in report.models.items():
+        row = [name]
+        for k in metrics:
+            r = m.metrics.get(k)
+            row.append(fmt_value(r["value"]) if r else ("n/a" if k not in m.skipped else "skipped"))
+        for e in extra:
+            v = (m.run or {}).get(e)
+            row.append(fmt_value(v) if v is not None else "—")
+        out.append(row)
+    return out
+
+
+def print_table(report: Report, metrics: Sequence[str], title: str = "", console: Console | None = None,
+                extra: Sequence[str] = ("seconds",)) -> None:
+    console = console or Console()
+    t = Table(title=title or None)
+    t.add_column("model")
+    for k in metrics:
+        t.add_column(metric_header(report, k), justify="right")
+    for e in extra:
+        t.add_column(e, justify="right")
+    for r in rows(report, metrics, extra):
+        t.add_row(*r)
+    console.print(t)
+
+
+def markdown_table(report: Report, metrics: Sequence[str], extra: Sequence[str] = ("seconds",)) -> str:
+    head = ["model", *[metric_header(report, k) for k in metrics], *extra]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows(report, metrics, extra)]
+    return "\n".join(lines)

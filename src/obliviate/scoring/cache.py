@@ -1,0 +1,125 @@
+"""The scoring cache: one forward pass per example per model, shared by every metric.
+
+For each (model fingerprint, evaluation set, answer field) it stores a `ScoredSet`: per-token
+log-probabilities of the answer, argmax hits and full-vocabulary log-prob mean/variance, plus
+greedy generations when asked. Metrics read these arrays and never run the model.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from obliviate.data.formatting import PromptFormat, collate, encode_pair
+from obliviate.models.loading import model_fingerprint
+from obliviate.scoring.types import ScoredSet
+
+
+class ScoringCache:
+    """Scores (prompt, answer) lists with a model, memoised by model fingerprint and set key."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat | None = None, batch_size: int = 32,
+                 max_length: int = 512, max_new_tokens: int = 48, device: str | torch.device | None = None):
+        self.tokenizer = tokenizer
+        self.fmt = fmt or PromptFormat()
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.max_new_tokens = max_new_tokens
+        self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._store: dict[tuple[str, str], ScoredSet] = {}
+        self._fp: dict[int, str] = {}
+        self.forward_examples = 0  # counters for the audit-cost benchmark
+        self.generated_examples = 0
+
+    def fingerprint(self, model: torch.nn.Module) -> str:
+        key = id(model)
+        if key not in self._fp:
+            self._fp[key] = model_fingerprint(model)
+        return self._fp[key]
+
+    def forget_model(self, model: torch.nn.Module) -> None:
+        """Drop the memoised fingerprint of a model whose weights are about to change."""
+        self._fp.pop(id(model), None)
+
+    def score(self, model: torch.nn.Module, key: str, prompts: Sequence[str], answers: Sequence[str],
+              ids: Sequence[str] | None = None, generate: bool = False, append_eos: bool | None = None) -> ScoredSet:
+        """Score ``answers`` given ``prompts`` (and greedily continue the prompts when ``generate``)."""
+        ck = (self.fingerprint(model), key)
+        cached = self._store.get(ck)
+        if cached is not None and (not generate or cached.generations is not None):
+            return cached
+        eos = self.fmt.append_eos if append_eos is None else append_eos
+        if cached is None:
+            cached = self._forward(model, prompts, answers, eos)
+            cached.ids = list(ids) if ids is not None else [str(i) for i in range(len(prompts))]
+        if generate and cached.generations is None:
+            cached.generations = self.generate(model, prompts)
+        self._store[ck] = cached
+        return cached
+
+    @torch.no_grad()
+    def _forward(self, model: torch.nn.Module, prompts: Sequence[str], answers: Sequence[str], eos: bool) -> ScoredSet:
+        model.eval()
+        tok = self.tokenizer
+        enc = [encode_pair(tok, p, a, append_eos=eos, max_length=self.max_length) for p, a in zip(prompts, answers)]
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        lps, hits, mus, vars_ = [], [], [], []
+        order = sorted(range(len(enc)), key=lambda i: len(enc[i].input_ids))  # length-sorted batches pad less
+        results: dict[int, tuple] = {}
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            b = collate([enc[i] for i in idx], pad)
+            b = {k: v.to(self.device) for k, v in b.items()}
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
+            labels = b["labels"][:, 1:]
+            logp = torch.log_softmax(logits, -1)
+            p = logp.exp()
+            mu = (p * logp).sum(-1)
+            var = (p * logp.square()).sum(-1) - mu.square()
+            tgt_lp = logp.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+            argmax_hit = logits.argmax(-1) == labels
+            mask = labels != -100
+            for row, i in enumerate(idx):
+                m = mask[row]
+                results[i] = (tgt_lp[row][m].double().cpu().numpy(), argmax_hit[row][m].cpu().numpy(),
+                              mu[row][m].double().cpu().numpy(), var[row][m].clamp_min(0).double().cpu().numpy())
+            self.forward_examples += len(idx)
+        for i in range(len(enc)):
+            lp, h, m_, v = results[i]
+            lps.append(lp)
+            hits.append(h)
+            mus.append(m_)
+            vars_.append(v)
+        return ScoredSet(lps, hits, mus, vars_, answers=list(answers))
+
+    @torch.no_grad()
+    def generate(self, model: torch.nn.Module, prompts: Sequence[str]) -> list[str]:
+        """Greedy continuations (left-padded batches), cut at EOS."""
+        tok = self.tokenizer
+        model.eval()
+        old_side = tok.padding_side
+        tok.padding_side = "left"
+        out: list[str] = [""] * len(prompts)
+        try:
+            order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+            for s in range(0, len(order), self.batch_size):
+                idx = order[s:s + self.batch_size]
+                b = tok([prompts[i] for i in idx], return_tensors="pt", padding=True).to(self.device)
+                gen = model.generate(**b, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+                new = gen[:, b["input_ids"].shape[1]:]
+                texts = tok.batch_decode(new, skip_special_tokens=True)
+                for i, t in zip(idx, texts):
+                    out[i] = t.strip()
+                self.generated_examples += len(idx)
+        finally:
+            tok.padding_side = old_side
+        return out
+
+
+def stack_nll(sets: list[ScoredSet]) -> np.ndarray:
+    """(n_items, k) mean NLLs of k aligned scored sets (e.g. the perturbed answers)."""
+    return np.stack([s.mean_nll() for s in sets], axis=1)

@@ -1,0 +1,308 @@
+"""The one training loop every gradient-based unlearning method runs in.
+
+Built on `accelerate` (device placement, gradient accumulation, DDP/FSDP/DeepSpeed through
+`accelerate launch`), with optional LoRA through `peft`, a rich progress bar, atomic
+safetensors checkpoints, resume after an interrupt and guard rails (NaN/inf stop, retain
+collapse detection, best-checkpoint selection by a declared rule).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+
+from obliviate.data.formatting import PromptFormat, collate, encode_pair
+from obliviate.data.task import ForgetTask, QAItem
+from obliviate.methods import losses
+from obliviate.methods.base import MethodSpec, StepContext
+from obliviate.train import checkpoint as ckpt
+from obliviate.train.guards import BEST_RULES, CollapseGuard, Snapshot, TrainingStopped, check_finite, rule_score
+
+DEFAULT_REFUSALS = (
+    "I'm not sure about that.",
+    "I don't know the answer to that.",
+    "I have no information about that.",
+    "That is something I cannot answer.",
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings shared by all gradient methods (defaults: OpenUnlearning TOFU runs)."""
+
+    lr: float = 1e-5  # OpenUnlearning TOFU unlearning lr
+    epochs: float = 10.0  # OpenUnlearning: 10 epochs over the forget set
+    max_steps: int = 0  # > 0 overrides epochs (optimizer steps)
+    batch_size: int = 8  # per device micro-batch (OpenUnlearning: 8 x accumulation 4)
+    grad_accum: int = 4
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    seed: int = 0
+    max_length: int = 256
+    # LoRA via peft: train adapters only; the reference model is the adapter-disabled base.
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target: tuple[str, ...] = ("q_proj", "v_proj")
+    merge_lora: bool = True  # merge adapters into the weights at the end (plain model out)
+    # Guard rails (on by default).
+    guard_nan: bool = True
+    collapse_factor: float = 3.0  # retain-probe NLL above factor x start (+0.5) = collapse; 0 disables
+    collapse_action: Literal["stop", "warn"] = "stop"
+    probe_every: int = 5  # probe forget/retain NLL every k optimizer steps; 0 disables probes
+    probe_size: int = 32
+    best_rule: str = "last"  # which probed step to return: last | max_forget_nll | min_retain_nll | max_gap
+    checkpoint_every: int = 0  # write a resumable checkpoint every k steps into output_dir
+    output_dir: str = ""
+    progress: bool = True
+
+
+@dataclass
+class RunLog:
+    """What happened during one run: per-step losses, probes, why it stopped, timing."""
+
+    method: str
+    steps: int = 0
+    total_steps: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    probes: list[dict[str, float]] = field(default_factory=list)
+    stopped: str = "completed"
+    best_step: int | None = None
+    resumed_from: int | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class _AdapterDisabledReference(torch.nn.Module):
+    """The LoRA model with its adapters switched off: the frozen pre-unlearning model, for free."""
+
+    def __init__(self, peft_model: torch.nn.Module):
+        super().__init__()
+        self._m = [peft_model]  # a list, so the module is not registered as a child
+
+    def forward(self, **kw):
+        with self._m[0].disable_adapter():
+            return self._m[0](**kw)
+
+
+def encode_items(items: list[QAItem], tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat, max_length: int,
+                 answer: str = "answer", refusals: tuple[str, ...] = DEFAULT_REFUSALS, seed: int = 0) -> list:
+    """Tokenise items; ``answer="alt"`` pairs each question with its refusal (``alt_answer`` or one
+    drawn deterministically from ``refusals``)."""
+    rng = random.Random(seed)
+    out = []
+    for it in items:
+        a = it.answer if answer == "answer" else (it.alt_answer or rng.choice(refusals))
+        out.append(encode_pair(tokenizer, fmt.prompt(it.question, tokenizer), fmt.answer(a),
+                               append_eos=fmt.append_eos, max_length=max_length))
+    return out
+
+
+def _schedule(n: int, batch_size: int, n_micro: int, rng: random.Random) -> list[list[int]]:
+    """``n_micro`` micro-batches of indices into ``n`` items, reshuffled every pass (epoch)."""
+    out: list[list[int]] = []
+    order: list[int] = []
+    while len(out) < n_micro:
+        if len(order) < batch_size:
+            perm = list(range(n))
+            rng.shuffle(perm)
+            order = order + perm if len(order) else perm
+            if n < batch_size:
+                continue
+        out.append(order[:batch_size])
+        order = order[batch_size:]
+    return out
+
+
+def _probe_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor] | None) -> float:
+    if batch is None:
+        return float("nan")
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return float(losses.mean_nll_per_example(logits, batch["labels"]).mean())
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not enabled, transient=True)
+
+
+def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, task: ForgetTask, spec: MethodSpec,
+                   method_cfg: Any, train_cfg: TrainConfig, fmt: PromptFormat | None = None,
+                   needs_reference: bool = False) -> tuple[torch.nn.Module, RunLog]:
+    """Run a gradient method on ``task``; returns the unlearned model and the run log.
+
+    The model is modified in place (pass a copy to keep the original). With ``train_cfg.lora`` the
+    returned model has the adapters merged unless ``merge_lora=False``.
+    """
+    if spec.loss is None:
+        raise TypeError(f"method {spec.name!r} is not a gradient method; call its run() instead")
+    if train_cfg.best_rule not in BEST_RULES:
+        raise ValueError(f"best_rule={train_cfg.best_rule!r}; choose from {', '.join(BEST_RULES)}")
+    task.validate()
+    fmt = fmt or PromptFormat()
+    seed_everything(train_cfg.seed)
+    accelerator = Accelerator(gradient_accumulation_steps=1, cpu=not torch.cuda.is_available())
+    t0 = time.perf_counter()
+
+    reference: torch.nn.Module | None = None
+    if train_cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=train_cfg.lora_r, lora_alpha=train_cfg.lora_alpha,
+                                                 lora_dropout=train_cfg.lora_dropout,
+                                                 target_modules=list(train_cfg.lora_target), task_type="CAUSAL_LM"))
+        if needs_reference:
+            reference = _AdapterDisabledReference(model)
+    elif needs_reference:
+        reference = copy.deepcopy(model).eval()
+        for p in reference.parameters():
+            p.requires_grad_(False)
+
+    streams = {
+        "forget": encode_items(task.forget, tokenizer, fmt, train_cfg.max_length),
+        "retain": encode_items(task.retain, tokenizer, fmt, train_cfg.max_length) if task.retain else [],
+        "forget_alt": encode_items(task.forget, tokenizer, fmt, train_cfg.max_length, answer="alt",
+                                   refusals=tuple(task.metadata.get("idk_answers", DEFAULT_REFUSALS)),
+                                   seed=train_cfg.seed),
+    }
+    lead = "forget" if "forget" in spec.streams else spec.streams[0]
+    n_lead = len(streams[lead])
+    micro_per_epoch = max(1, math.ceil(n_lead / train_cfg.batch_size))
+    total = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * micro_per_epoch / train_cfg.grad_accum))
+    n_micro = total * train_cfg.grad_accum
+    rng = random.Random(train_cfg.seed)
+    plans = {s: _schedule(len(streams[s]), train_cfg.batch_size, n_micro, rng)
+             for s in spec.streams if streams.get(s)}
+    missing = [s for s in spec.streams if s != "retain" and not streams.get(s)]
+    if missing:
+        raise ValueError(f"method {spec.name!r} needs the {missing[0]!r} data stream, which is empty")
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if train_cfg.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(params, lr=train_cfg.lr, momentum=0.9, weight_decay=train_cfg.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, train_cfg.warmup_steps, total)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if reference is not None and not train_cfg.lora:
+        reference = reference.to(accelerator.device)
+    device = accelerator.device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def to_dev(b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(device) for k, v in b.items()}
+
+    probe = {s: to_dev(collate(streams[s][: train_cfg.probe_size], pad)) if streams.get(s) else None
+             for s in ("forget", "retain")}
+    log = RunLog(method=spec.name, total_steps=total)
+    start_step = 0
+    if train_cfg.output_dir:
+        meta = ckpt.load_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer, scheduler)
+        if meta is not None:
+            start_step = log.resumed_from = int(meta["step"])
+            log.history = meta.get("history", [])
+    ctx = StepContext(step=start_step, total_steps=total, reference=reference)
+    guard = CollapseGuard(train_cfg.collapse_factor) if train_cfg.collapse_factor > 0 else None
+    # In-memory snapshots of the trainable weights back the NaN/collapse roll-back; above ~200M
+    # trainable parameters they would double memory, so large full fine-tunes rely on disk checkpoints.
+    small = sum(p.numel() for p in params) <= 200_000_000
+    good = Snapshot.take(accelerator.unwrap_model(model), start_step)
+    best: tuple[float, Snapshot] | None = None
+    world, rank = accelerator.num_processes, accelerator.process_index
+
+    def do_probe(step: int) -> dict[str, float]:
+        model.eval()
+        p = {"step": step, "forget_nll": _probe_nll(model, probe["forget"]), "retain_nll": _probe_nll(model, probe["retain"])}
+        model.train()
+        log.probes.append(p)
+        return p
+
+    model.train()
+    if train_cfg.probe_every and start_step == 0:
+        first = do_probe(0)
+        if guard is not None and math.isfinite(first["retain_nll"]):
+            guard.update(0, first["retain_nll"])
+    step = start_step
+    with _progress(train_cfg.progress and accelerator.is_main_process) as bar:
+        tid = bar.add_task(f"unlearn {spec.name}", total=total, completed=start_step, info="")
+        try:
+            for step in range(start_step, total):
+                ctx.step = step
+                sums: dict[str, float] = {}
+                for a in range(train_cfg.grad_accum):
+                    m = step * train_cfg.grad_accum + a
+                    if world > 1 and m % world != rank:
+                        continue  # data parallel: each process takes every world-th micro-batch
+                    batch = {s: to_dev(collate([streams[s][i] for i in plan[m]], pad)) for s, plan in plans.items()}
+                    out = spec.loss(method_cfg, model, batch, ctx)
+                    if train_cfg.guard_nan:
+                        check_finite(out.loss, step)
+                    accelerator.backward(out.loss / train_cfg.grad_accum)
+                    for k, v in {"loss": out.loss.item(), **out.parts}.items():
+                        sums[k] = sums.get(k, 0.0) + v / train_cfg.grad_accum
+                if train_cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(params, train_cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                log.history.append({"step": step + 1, **sums})
+                log.steps = step + 1
+                bar.update(tid, advance=1, info=f"loss {sums.get('loss', float('nan')):.3f}")
+                if train_cfg.probe_every and (step + 1) % train_cfg.probe_every == 0 or step + 1 == total:
+                    if train_cfg.probe_every:
+                        p = do_probe(step + 1)
+                        if guard is not None and guard.update(step + 1, p["retain_nll"]):
+                            msg = (f"retain NLL {p['retain_nll']:.3f} passed {train_cfg.collapse_factor}x its start "
+                                   f"{guard.start:.3f} at step {step + 1}")
+                            if train_cfg.collapse_action == "stop":
+                                raise TrainingStopped("utility collapse: " + msg + "; restored the last good weights")
+                            log.stopped = "collapse warning: " + msg
+                        if not math.isfinite(p["retain_nll"]) and probe["retain"] is not None:
+                            raise TrainingStopped(f"non-finite retain NLL at step {step + 1}")
+                        if small:
+                            good = Snapshot.take(accelerator.unwrap_model(model), step + 1)
+                        if train_cfg.best_rule != "last":
+                            s = rule_score(train_cfg.best_rule, p["forget_nll"], p["retain_nll"])
+                            if best is None or s > best[0]:
+                                best = (s, good)
+                if train_cfg.output_dir and train_cfg.checkpoint_every and (step + 1) % train_cfg.checkpoint_every == 0:
+                    accelerator.wait_for_everyone()
+                    if accelerator.is_main_process:
+                        ckpt.save_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer,
+                                             scheduler, step + 1, {"history": log.history})
+        except TrainingStopped as e:
+            good.restore(accelerator.unwrap_model(model))
+            log.stopped = str(e)
+            log.steps = good.step
+    if best is not None and train_cfg.best_rule != "last":
+        best[1].restore(accelerator.unwrap_model(model))
+        log.best_step = best[1].step
+    model = accelerator.unwrap_model(model)
+    model.eval()
+    if train_cfg.lora and train_cfg.merge_lora:
+        model = model.merge_and_unload()
+    log.seconds = time.perf_counter() - t0
+    return model, log

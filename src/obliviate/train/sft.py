@@ -1,0 +1,65 @@
+"""Plain supervised fine-tuning (answer-token NLL), used to build benchmark models.
+
+The built-in benchmark's base, target and oracle models are trained with this function so
+that the oracle is an *exact* retrain: same code, seed, step count and schedule as the target,
+on the retain data only.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase, get_cosine_schedule_with_warmup
+
+from obliviate.data.formatting import Encoded, collate
+from obliviate.methods import losses
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    steps: int = 600
+    lr: float = 3e-3  # tiny models from scratch tolerate a large lr
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    warmup_steps: int = 30
+    seed: int = 0
+
+
+def sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Encoded], cfg: SFTConfig,
+        progress: str | None = None) -> list[float]:
+    """Train ``model`` in place on ``examples`` for exactly ``cfg.steps`` steps; returns the losses.
+
+    Batches are drawn by reshuffling the examples every pass with ``random.Random(seed)``, so two
+    runs with the same seed and step count see the same schedule whatever the data size.
+    """
+    from obliviate.train.loop import _progress, _schedule, seed_everything
+
+    seed_everything(cfg.seed)
+    device = next(model.parameters()).device
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    sched = get_cosine_schedule_with_warmup(opt, cfg.warmup_steps, cfg.steps)
+    plan = _schedule(len(examples), min(cfg.batch_size, len(examples)), cfg.steps, random.Random(cfg.seed))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    model.train()
+    out: list[float] = []
+    with _progress(progress is not None) as bar:
+        tid = bar.add_task(progress or "train", total=cfg.steps, info="")
+        for step, idx in enumerate(plan):
+            b = {k: v.to(device) for k, v in collate([examples[i] for i in idx], pad).items()}
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+            loss = losses.nll(logits, b["labels"])
+            if not math.isfinite(loss.item()):
+                raise RuntimeError(f"training diverged at step {step} (loss {loss.item()}); lower the learning rate")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            out.append(loss.item())
+            bar.update(tid, advance=1, info=f"loss {loss.item():.3f}")
+    model.eval()
+    return out
