@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# DEMO_ARGS lets tests run the same target on the small recipe: make demo DEMO_ARGS=--quick=true
 demo: $(STAMP)
-	$(VENV)/bin/obliviate demo
+	$(VENV)/bin/obliviate demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -61,8 +61,8 @@ class TrainConfig:
     guard_nan: bool = True
     collapse_factor: float = 3.0  # retain-probe NLL above factor x start (+0.5) = collapse; 0 disables
     collapse_action: Literal["stop", "warn"] = "stop"
-    probe_every: int = 5  # probe forget/retain NLL every k optimizer steps; 0 disables probes
-    probe_size: int = 32
+    probe_every: int = 10  # probe forget/retain NLL every k optimizer steps; 0 disables probes
+    probe_size: int = 16
     best_rule: str = "last"  # which probed step to return: last | max_forget_nll | min_retain_nll | max_gap
     checkpoint_every: int = 0  # write a resumable checkpoint every k steps into output_dir
     output_dir: str = ""

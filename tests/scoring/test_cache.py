@@ -1,0 +1,45 @@
+import math
+
+import numpy as np
+import torch
+
+from obliviate.data.formatting import PromptFormat
+from obliviate.scoring.cache import ScoringCache
+from obliviate.scoring.views import build_view
+
+
+def test_scores_match_a_direct_forward_pass(tiny_model, tiny_tokenizer, tiny_items):
+    fmt = PromptFormat()
+    cache = ScoringCache(tiny_tokenizer, fmt, batch_size=3)
+    items = tiny_items[:5]
+    prompts = [fmt.prompt(it.question) for it in items]
+    answers = [fmt.answer(it.answer) for it in items]
+    ss = cache.score(tiny_model, "k", prompts, answers)
+    # direct computation for item 0
+    p_ids = tiny_tokenizer(prompts[0])["input_ids"]
+    a_ids = tiny_tokenizer(answers[0], add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
+    ids = torch.tensor([p_ids + a_ids])
+    with torch.no_grad():
+        logp = torch.log_softmax(tiny_model(input_ids=ids).logits[0, :-1].double(), -1)
+    want = [logp[len(p_ids) - 1 + t, a].item() for t, a in enumerate(a_ids)]
+    np.testing.assert_allclose(ss.token_logprobs[0], want, rtol=1e-4, atol=1e-5)
+    assert ss.token_logprobs[0].shape[0] == len(a_ids), "EOS is scored"
+    # full-vocab statistics: mu = sum p log p <= 0, var >= 0
+    assert (ss.token_vocab_mean[0] <= 0).all() and (ss.token_vocab_var[0] >= 0).all()
+    assert math.isclose(ss.mean_nll()[0], -np.mean(want), rel_tol=1e-4)
+
+
+def test_one_forward_pass_per_example_and_memoised(tiny_model, tiny_tokenizer, tiny_task):
+    cache = ScoringCache(tiny_tokenizer, batch_size=4, max_new_tokens=4)
+    v1 = build_view(tiny_model, "m", tiny_task, cache)
+    n = cache.forward_examples
+    k = len(tiny_task.forget[0].perturbed_answers)
+    n_qa = len(tiny_task.forget) + len(tiny_task.retain) + len(tiny_task.holdout) + len(tiny_task.eval_sets["world_facts"])
+    # answer + paraphrase + k perturbed per QA item
+    assert n == n_qa * (2 + k)
+    assert cache.generated_examples == len(tiny_task.forget) + len(tiny_task.retain) + 8
+    v2 = build_view(tiny_model, "m", tiny_task, cache)
+    assert cache.forward_examples == n, "second audit of the same model re-ran the model"
+    assert v1.sets["forget"] is v2.sets["forget"]
+    assert len(v1.perturbed["forget"]) == k
+    assert all(isinstance(g, str) for g in v1.sets["forget"].generations)
