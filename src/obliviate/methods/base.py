@@ -38,6 +38,11 @@ class MethodSpec:
     # Batches a gradient method consumes each step: "forget", "retain", "forget_alt" (forget
     # questions with alternative answers such as refusals).
     streams: tuple[str, ...] = ("forget",)
+    # Optional hook run by the loop before the optimiser is built: may freeze parameters
+    # (requires_grad), register gradient hooks (masks) or perturb weights, and may return
+    # optimiser parameter groups (e.g. a larger lr on salient modules). Signature:
+    # prepare(cfg, model, task, tokenizer, fmt) -> list[dict] | None
+    prepare: Callable[..., Any] | None = None
 
     def make_config(self, overrides: dict | None = None) -> Any:
         from obliviate.config import build_dataclass
@@ -57,6 +62,7 @@ def method(
     streams: tuple[str, ...] = ("forget",),
     kind: str = "loss",
     summary: str = "",
+    prepare: Callable[..., Any] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Register ``fn`` as method ``name``: a loss (``kind="loss"``) or a procedure (``kind="run"``)."""
 
@@ -67,6 +73,7 @@ def method(
             loss=fn if kind == "loss" else None,
             run=fn if kind == "run" else None,
             streams=streams,
+            prepare=prepare,
         )
         register(
             "method",

@@ -195,16 +195,25 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     n_micro = total * train_cfg.grad_accum
     rng = random.Random(train_cfg.seed)
     plans = {s: _schedule(len(streams[s]), train_cfg.batch_size, n_micro, rng)
-             for s in spec.streams if streams.get(s)}
+             for s in spec.streams if streams.get(s) and s != "forget_alt"}
+    if "forget_alt" in spec.streams:
+        # forget_alt holds the same questions as forget, with alternative answers: keep the two
+        # aligned row by row (DPO's win/lose pairs, FLAT's template/forget pairs).
+        plans["forget_alt"] = plans.get("forget") or _schedule(len(streams["forget_alt"]), train_cfg.batch_size,
+                                                               n_micro, rng)
     missing = [s for s in spec.streams if s != "retain" and not streams.get(s)]
     if missing:
         raise ValueError(f"method {spec.name!r} needs the {missing[0]!r} data stream, which is empty")
 
+    groups = spec.prepare(method_cfg, model, task, tokenizer, fmt) if spec.prepare is not None else None
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"method {spec.name!r} left no trainable parameters")
+    opt_params = groups if groups else params
     if train_cfg.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        optimizer = torch.optim.AdamW(opt_params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     else:
-        optimizer = torch.optim.SGD(params, lr=train_cfg.lr, momentum=0.9, weight_decay=train_cfg.weight_decay)
+        optimizer = torch.optim.SGD(opt_params, lr=train_cfg.lr, momentum=0.9, weight_decay=train_cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, train_cfg.warmup_steps, total)
     model, optimizer = accelerator.prepare(model, optimizer)
     if reference is not None and not train_cfg.lora:
