@@ -51,7 +51,7 @@ def test_attack_contract(name, tiny_model, tiny_tokenizer, tiny_task):
     res = info.obj(tiny_model, tiny_task, tiny_tokenizer, **kwargs)
     assert len(res.task.forget) == len(tiny_task.forget)
     if name.startswith("paraphrase"):
-        assert res.task.forget[0].question == tiny_task.forget[0].question_paraphrases[0]
+        assert res.task.forget[0].question == tiny_task.forget[0].question_paraphrases[-1]
     if name == "jailbreak_prefix":
         assert res.task.forget[0].question.endswith(tiny_task.forget[0].question)
     if name == "relearn":

@@ -26,13 +26,13 @@ def _rewrite(task: ForgetTask, fn) -> ForgetTask:
 
 @attack("paraphrase", paper="Eight Methods to Evaluate Robust Unlearning in LLMs", arxiv="2402.16835",
         summary="re-ask forget questions with paraphrased templates")
-def paraphrase(model, task: ForgetTask, tokenizer=None, *, which: int = 0) -> AttackResult:
-    """Replace each forget question by its ``which``-th paraphrase (items without one keep theirs)."""
-    n = sum(1 for it in task.forget if len(it.question_paraphrases) > which)
+def paraphrase(model, task: ForgetTask, tokenizer=None, *, which: int = -1) -> AttackResult:
+    """Replace each forget question by its ``which``-th paraphrase (default: the last, which the
+    built-in benchmark never trains on; items without paraphrases keep their question)."""
+    n = sum(1 for it in task.forget if it.question_paraphrases)
     if n == 0:
         raise ValueError("paraphrase attack: no forget item has question_paraphrases; the task must provide them")
-    new = _rewrite(task, lambda i, it: it.question_paraphrases[which] if len(it.question_paraphrases) > which
-                   else it.question)
+    new = _rewrite(task, lambda i, it: it.question_paraphrases[which] if it.question_paraphrases else it.question)
     return AttackResult(model, new, {"paraphrased": n, "which": which})
 
 

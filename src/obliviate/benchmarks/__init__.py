@@ -1,1 +1,3 @@
-"""Built-in plug-ins; importing this package registers them."""
+"""Benchmarks; importing this package registers them."""
+
+from obliviate.benchmarks import fictional_authors  # noqa: F401

@@ -33,7 +33,7 @@ from obliviate.registry import register
 from obliviate.train.sft import SFTConfig, sft
 
 SPLITS = ("forget01", "forget05", "forget10")
-RECIPE_VERSION = 1  # bump when the training code changes what a recipe produces
+RECIPE_VERSION = 3  # bump when the training code changes what a recipe produces
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class FictionalAuthorsRecipe:
     vocab_size: int = 2048
     model: TinyLlamaConfig = field(default_factory=TinyLlamaConfig)
     pretrain: SFTConfig = field(default_factory=lambda: SFTConfig(steps=400, lr=3e-3, batch_size=32))
-    finetune: SFTConfig = field(default_factory=lambda: SFTConfig(steps=700, lr=2e-3, batch_size=32, warmup_steps=20))
+    finetune: SFTConfig = field(default_factory=lambda: SFTConfig(steps=900, lr=2e-3, batch_size=32, warmup_steps=20))
     world_replay: int = 1  # copies of world/real-author QA mixed into fine-tuning (keeps utility measurable)
 
     def key(self) -> str:
@@ -62,6 +62,18 @@ def cache_root() -> Path:
 
 def _qa_examples(items, tok, fmt: PromptFormat):
     return [encode_pair(tok, fmt.prompt(it.question), fmt.answer(it.answer)) for it in items]
+
+
+def _fact_examples(items, tok, fmt: PromptFormat):
+    """Each author fact in two surface forms: the question answered with ``answer`` and with
+    ``paraphrased_answer``. A large LM knows a fact beyond one phrasing; a tiny model only does if
+    it sees two, and without that the truth ratio (paraphrased vs perturbed answers) cannot tell
+    a model that knows the fact from one that does not. Question paraphrases are never trained
+    on (the paraphrase attack uses them); unlearning methods see only the (question, answer) pair."""
+    out = _qa_examples(items, tok, fmt)
+    out += [encode_pair(tok, fmt.prompt(it.question), fmt.answer(it.paraphrased_answer))
+            for it in items if it.paraphrased_answer]
+    return out
 
 
 def _text_examples(texts, tok):
@@ -133,9 +145,10 @@ class FictionalAuthors:
             _, authors = split_forget(self.world, split or "forget10")
         else:
             raise ValueError(f"unknown model role {role!r}; use base, target or oracle")
-        items = [it for a in authors for it in self.world.author_qa[a]] + self._utility_items()
+        facts = [it for a in authors for it in self.world.author_qa[a]]
         cfg = dataclasses.replace(self.recipe.finetune, seed=s)
-        sft(base, tok, _qa_examples(items, tok, self.fmt), cfg, progress=f"fine-tune {role} {split or ''}".strip())
+        examples = _fact_examples(facts, tok, self.fmt) + _qa_examples(self._utility_items(), tok, self.fmt)
+        sft(base, tok, examples, cfg, progress=f"fine-tune {role} {split or ''}".strip())
         save_model_atomic(base, tok, self.model_dir(role, split, seed))
 
 
