@@ -74,8 +74,9 @@ def unlearn(model: torch.nn.Module, tokenizer: Any, forget: ForgetTask | Sequenc
         out = spec.run(mcfg, m, task, tokenizer=tokenizer, train=tcfg, fmt=fmt or PromptFormat())
         log = RunLog(method=method, seconds=time.perf_counter() - t0)
     else:
-        needs_ref = any(n.startswith("reference_model") for n in info.needs) and (
-            "reference_model" in info.needs or getattr(mcfg, "retain_loss", "") == "kl")
+        # A frozen reference copy costs a model's worth of memory: build it only when the method
+        # needs one, or when its retain term is KL to the original model.
+        needs_ref = "reference_model" in info.needs or getattr(mcfg, "retain_loss", "") == "kl"
         out, log = run_unlearning(m, tokenizer, task, spec, mcfg, tcfg, fmt, needs_reference=needs_ref)
     return UnlearnResult(out, log, method, to_dict(mcfg), to_dict(tcfg))
 
@@ -93,11 +94,17 @@ def _as_task(forget: Any, retain: Any) -> ForgetTask:
 def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, *, reference: str | None = None,
           metrics: Sequence[str] | None = None, fmt: PromptFormat | None = None, cache: ScoringCache | None = None,
           roles: dict[str, str] | None = None, runs: dict[str, dict] | None = None,
-          out: str | os.PathLike | None = None, kind: str = "audit") -> Report:
+          attacks: Sequence[str] = (), attack_params: dict[str, dict] | None = None,
+          attack_models: Sequence[str] | None = None, out: str | os.PathLike | None = None,
+          kind: str = "audit") -> Report:
     """Score every model once and compute every metric (or ``metrics``) from the shared cache.
 
     ``reference`` names the retain-only oracle among ``models``; metrics that need it (forget
     quality, PrivLeak) are listed as skipped, with the reason, when it is absent.
+    ``attacks``: registered attack names applied to each model in ``attack_models`` (default:
+    every model but the reference); each attacked model is audited as ``<model>@<attack>`` and
+    ``report.tables["attacks"]`` lists every metric before and after, plus the share of the
+    removed forget knowledge that the attack brings back.
     """
     if reference is not None and reference not in models:
         raise ValueError(f"reference {reference!r} is not among the audited models ({', '.join(models)})")
@@ -121,7 +128,11 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
             except KeyError as e:  # the task lacks a set this metric reads
                 entry.skipped[mname] = str(e)
         report.models[name] = entry
-    report.citations = [p.record() for p in registry.plugins("metric") if p.name in fns and p.arxiv]
+    if attacks:
+        _run_attacks(report, models, views, task, tokenizer, cache, fns, ref_view, reference, attacks,
+                     attack_params or {}, attack_models)
+    used = set(fns) | set(attacks)
+    report.citations = [p.record() for p in registry.plugins() if p.name in used and p.arxiv]
     if out is not None:
         write_json_atomic(report.to_dict(), out)
     return report
@@ -132,3 +143,119 @@ def load_task(benchmark: str = "fictional_authors", split: str = "forget10", **k
     loader = registry.get("benchmark", benchmark).obj
     bench = loader(**kwargs)
     return bench.task(split) if hasattr(bench, "task") else bench
+
+
+# Knowledge measures for the recovery figure: answer probability and ROUGE-L on the forget set.
+RECOVERY_METRICS = ("forget_prob", "forget_rouge")
+
+
+def recovered_share(k_target: float, k_unlearned: float, k_attacked: float) -> float:
+    """Share of the knowledge removed by unlearning that an attack brings back:
+    (K_attacked - K_unlearned) / (K_target - K_unlearned); NaN when nothing was removed."""
+    removed = k_target - k_unlearned
+    return float("nan") if removed <= 1e-12 else (k_attacked - k_unlearned) / removed
+
+
+def _run_attacks(report: Report, models: dict, views: dict, task: ForgetTask, tokenizer: Any, cache: ScoringCache,
+                 fns: dict, ref_view: Any, reference: str | None, attacks: Sequence[str], params: dict,
+                 targets: Sequence[str] | None) -> None:
+    rows = []
+    target_name = next((n for n, e in report.models.items() if e.role == "target"), None)
+    for aname in attacks:
+        afn = registry.get("attack", aname).obj
+        for mname in targets if targets is not None else [n for n in models if n != reference]:
+            res = afn(models[mname], task, tokenizer, **params.get(aname, {}))
+            label = f"{mname}@{aname}"
+            view = build_view(res.model, label, res.task, cache)
+            entry = ModelEntry(name=label, role="attacked", run={"attack": aname, "of": mname, **res.details})
+            for metric, fn in fns.items():
+                try:
+                    entry.metrics[metric] = fn(view, ref_view).to_dict()
+                except (MissingReferenceError, KeyError) as e:
+                    entry.skipped[metric] = str(e)
+            report.models[label] = entry
+            before = report.models[mname].metrics
+            for metric, r in entry.metrics.items():
+                if metric in before:
+                    row = {"model": mname, "attack": aname, "metric": metric, "before": before[metric]["value"],
+                           "after": r["value"]}
+                    if metric in RECOVERY_METRICS and target_name and metric in report.models[target_name].metrics:
+                        kt = report.models[target_name].metrics[metric]["value"]
+                        row["recovered_share"] = recovered_share(kt, row["before"], row["after"])
+                    rows.append(row)
+    report.tables["attacks"] = rows
+
+
+def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = ("ga", "graddiff", "npo", "simnpo"),
+          split: str = "forget10", seeds: Sequence[int] = (0,), attacks: Sequence[str] = ("quantize_int4",),
+          out_dir: str | os.PathLike = "obliviate-bench", quick: bool = False) -> Report:
+    """Run ``methods`` x ``seeds`` on a benchmark split, audit everything against the oracle, and
+    write ``report.json`` and ``report.html`` into ``out_dir``. ``methods="all"`` runs every
+    registered text method that has a preset for the benchmark."""
+    from obliviate.benchmarks.fictional_authors import FictionalAuthorsRecipe, load_fictional_authors
+    from obliviate.presets import list_presets
+
+    if benchmark != "fictional_authors":
+        raise ValueError(f"bench supports the built-in 'fictional_authors' language benchmark here; for images use "
+                         f"`obliviate bench-vision` (got {benchmark!r})")
+    if methods == "all" or list(methods) == ["all"]:
+        methods = [m for b, m in list_presets() if b == benchmark and m in registry.names("method", "text")]
+    out_dir = Path(out_dir)
+    entries: dict[str, Any] = {}
+    reports = []
+    for seed in seeds:
+        if quick:
+            from obliviate.demo import quick_recipe
+
+            recipe = quick_recipe(seed)
+        else:
+            recipe = replace(FictionalAuthorsRecipe(), seed=seed)
+        b = load_fictional_authors(recipe)
+        tok, task = b.tokenizer(), b.task(split)
+        models = {"target": b.load("target"), "oracle": b.load("oracle", split)}
+        runs = {}
+        for m in methods:
+            res = unlearn(models["target"], tok, task, method=m, benchmark=benchmark, fmt=b.fmt,
+                          train={"seed": seed, "progress": False})
+            models[m] = res.model
+            runs[m] = {"seconds": res.log.seconds, "steps": res.log.steps, "stopped": res.log.stopped,
+                       "method_config": res.method_config, "train_config": res.train_config}
+        rep = audit(models, task, tok, reference="oracle", fmt=b.fmt, roles={"target": "target", "oracle": "oracle"},
+                    runs=runs, attacks=attacks, kind="bench")
+        reports.append((seed, rep))
+        for name, e in rep.models.items():
+            entries[f"{name}" if len(seeds) == 1 else f"{name}/seed{seed}"] = e
+    report = reports[0][1] if len(reports) == 1 else _merge_seeds(reports)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(report.to_dict(), out_dir / "report.json")
+    try:
+        from obliviate.report.html import write_html
+
+        write_html(report, out_dir / "report.html")
+    except ImportError:
+        pass
+    return report
+
+
+def _merge_seeds(reports: list[tuple[int, Report]]) -> Report:
+    """One report whose models are named ``<model>/seed<k>``, plus a mean/std table per model."""
+    import numpy as np
+
+    first = reports[0][1]
+    merged = Report(kind="bench", task=first.task, reference=first.reference, citations=first.citations)
+    for seed, rep in reports:
+        for name, e in rep.models.items():
+            merged.models[f"{name}/seed{seed}"] = e
+        for k, v in rep.tables.items():
+            merged.tables.setdefault(k, []).extend([{**row, "seed": seed} for row in v] if isinstance(v, list) else [v])
+    summary = {}
+    for name in first.models:
+        per_metric: dict[str, list[float]] = {}
+        for seed, rep in reports:
+            for m, r in rep.models[name].metrics.items():
+                if r["value"] is not None:
+                    per_metric.setdefault(m, []).append(r["value"])
+        summary[name] = {m: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n_seeds": len(v)}
+                         for m, v in per_metric.items()}
+    merged.tables["seed_summary"] = summary
+    return merged

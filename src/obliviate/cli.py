@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import json as _json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -10,16 +10,16 @@ from typing import Optional
 from obliviate import registry
 
 
-def ls(json_output: bool = False, kind: Optional[str] = None) -> None:
+def ls(json: bool = False, kind: Optional[str] = None) -> None:
     """List every registered method, metric, attack, benchmark and selector with its paper.
 
     Args:
-        json_output: print JSON records (kind, name, paper, arxiv, ...) instead of a table.
+        json: print JSON records (kind, name, paper, arxiv, ...) instead of a table.
         kind: only this kind (method, metric, attack, benchmark, selector).
     """
     records = [p.record() for p in registry.plugins(kind)]
-    if json_output:
-        print(json.dumps(records, indent=2))
+    if json:
+        print(_json.dumps(records, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
@@ -55,6 +55,7 @@ def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, 
     from obliviate.models.loading import load_causal_lm, save_model_atomic
     from obliviate.report.schema import write_json_atomic
 
+    registry.get("method", method)  # fail on a misspelt method before loading any model
     cfg = load_yaml(config) if config else {}
     overrides = {**cfg.get("method", {}), **_kv(set, "--set")}
     train_cfg = {**cfg.get("train", {}), **_kv(train, "--train"), "output_dir": str(Path(out) / "checkpoints")}
@@ -124,6 +125,41 @@ def demo(quick: bool = False, split: str = "forget10", out_dir: str = "obliviate
     run_demo(quick=quick, split=split, out_dir=out_dir, seed=seed)
 
 
+def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = None, split: str = "forget10",
+          seeds: Optional[list[int]] = None, attacks: Optional[list[str]] = None, out_dir: str = "obliviate-bench",
+          quick: bool = False) -> None:
+    """Compare methods x seeds on a benchmark; writes report.json and a self-contained report.html.
+
+    Args:
+        benchmark: fictional_authors (language) or digits (image classifiers).
+        methods: method names, or "all" (default: GA, GradDiff, NPO, SimNPO; digits: all image methods).
+        split: benchmark split (fictional_authors: forget01/05/10; digits: random10, class, subclass).
+        seeds: seeds to run (default [0]).
+        attacks: attacks to apply to every unlearned model (default: quantize_int4).
+        out_dir: output folder.
+        quick: use the small recipe.
+    """
+    from obliviate.api import HEADLINE
+    from obliviate.report.table import print_table
+
+    if benchmark == "digits":
+        from obliviate.benchmarks.digits_bench import bench_digits
+
+        bench_digits(methods=methods or "all", scenario=split if split != "forget10" else "random10",
+                     seeds=seeds or [0, 1, 2], out_dir=out_dir, quick=quick)
+        return
+    from obliviate.api import bench as api_bench
+
+    report = api_bench(benchmark, methods or ("ga", "graddiff", "npo", "simnpo"), split, seeds or [0],
+                       attacks if attacks is not None else ["quantize_int4"], out_dir, quick)
+    print_table(report, HEADLINE, title=f"obliviate bench: {report.task['name']}")
+    for row in report.tables.get("attacks", []):
+        if row["metric"] == "forget_prob":
+            print(f"{row['model']:>20s} @ {row['attack']}: forget prob {row['before']:.3f} -> {row['after']:.3f} "
+                  f"(recovered share {row.get('recovered_share', float('nan')):.2f})")
+    print(f"report written to {out_dir}/report.json and report.html")
+
+
 def _kv(pairs: Optional[list[str]], flag: str) -> dict:
     import yaml
 
@@ -136,7 +172,41 @@ def _kv(pairs: Optional[list[str]], flag: str) -> dict:
     return out
 
 
-COMMANDS = [ls, unlearn, audit, demo]
+COMMANDS = [ls, unlearn, audit, bench, demo]
+
+
+def _bare_bool_flags(argv: list[str]) -> list[str]:
+    """Friendlier flags than jsonargparse's defaults: booleans may be given bare (``--json``,
+    ``--quick``), and list options may be repeated (``--set a=1 --set b=2``, ``--model x y``)."""
+    import inspect
+
+    bools, lists = set(), set()
+    cmd = next((a for a in argv if a in {f.__name__ for f in COMMANDS}), None)
+    for f in COMMANDS:
+        if f.__name__ != cmd:
+            continue
+        for n, p in inspect.signature(f).parameters.items():
+            ann = str(p.annotation)
+            if p.annotation in (bool, "bool"):
+                bools.add(f"--{n}")
+            elif "list[" in ann:
+                lists.add(f"--{n}")
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in bools and (i + 1 == len(argv) or argv[i + 1].startswith("--")):
+            out += [a, "true"]
+        elif a in lists:
+            i += 1
+            while i < len(argv) and not argv[i].startswith("--"):
+                out += [a + "+", argv[i]]
+                i += 1
+            continue
+        else:
+            out.append(a)
+        i += 1
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     from obliviate.registry import UnknownPluginError
 
     try:
-        auto_cli({f.__name__: f for f in COMMANDS}, args=argv, as_positional=False)
+        auto_cli({f.__name__: f for f in COMMANDS}, args=_bare_bool_flags(sys.argv[1:] if argv is None else argv),
+                 as_positional=False)
     except (ConfigError, DataError, UnknownPluginError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,3 +1,3 @@
 """Language-model unlearning methods; importing this package registers them."""
 
-from obliviate.methods.llm import ga, graddiff, idk, npo, simnpo  # noqa: F401
+from obliviate.methods.llm import ceu, dpo, flat, ga, graddiff, idk, npo, rmu, satimp, simnpo, sure, undial, wga  # noqa: F401

@@ -1,0 +1,45 @@
+import json
+import subprocess
+import sys
+
+from obliviate import registry
+from obliviate.cli import main
+
+
+def test_ls_json_lists_every_plugin_with_paper(capsys):
+    main(["ls", "--json"])
+    records = json.loads(capsys.readouterr().out)
+    names = {(r["kind"], r["name"]) for r in records}
+    for p in registry.plugins():
+        assert (p.kind, p.name) in names
+    for r in records:
+        assert set(r) >= {"kind", "name", "paper", "arxiv"}
+        assert r["paper"]
+
+
+def test_unknown_method_is_a_clear_cli_error(tmp_path):
+    f = tmp_path / "f.jsonl"
+    f.write_text('{"question": "q", "answer": "a"}\n')
+    out = subprocess.run([sys.executable, "-m", "obliviate.cli", "unlearn", "--method", "npoo", "--model",
+                          str(tmp_path / "missing"), "--forget", str(f)], capture_output=True, text=True)
+    assert out.returncode != 0
+    assert "npoo" in out.stderr
+
+
+def test_unlearn_and_audit_through_the_cli(tmp_path, tiny_model, tiny_tokenizer, tiny_task):
+    from obliviate.models.loading import save_model_atomic
+
+    model_dir = save_model_atomic(tiny_model, tiny_tokenizer, tmp_path / "model")
+    f, r = tmp_path / "forget.jsonl", tmp_path / "retain.jsonl"
+    f.write_text("".join(json.dumps({"question": i.question, "answer": i.answer}) + "\n" for i in tiny_task.forget))
+    r.write_text("".join(json.dumps({"question": i.question, "answer": i.answer}) + "\n" for i in tiny_task.retain))
+    main(["unlearn", "--method", "graddiff", "--model", str(model_dir), "--forget", str(f), "--retain", str(r),
+          "--out", str(tmp_path / "out"), "--set", "alpha=2", "--train", "max_steps=2", "--train", "batch_size=4",
+          "--train", "progress=false"])
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["method_config"]["alpha"] == 2.0 and run["log"]["steps"] == 2
+    assert (tmp_path / "out" / "model.safetensors").exists()
+    main(["audit", "--model", f"unlearned={tmp_path / 'out'}", "--reference", str(model_dir), "--forget", str(f),
+          "--retain", str(r), "--out", str(tmp_path / "audit.json")])
+    rep = json.loads((tmp_path / "audit.json").read_text())
+    assert rep["schema_version"] == 1 and set(rep["models"]) == {"unlearned", "oracle"}
