@@ -62,3 +62,24 @@ def _tiny_model_master(tiny_tokenizer):
 def tiny_model(_tiny_model_master):
     """A fresh copy per test (tests may train it)."""
     return copy.deepcopy(_tiny_model_master)
+# A session-wide cache of the small built-in benchmark, shared by every slow test (and the README test).
+@pytest.fixture(scope="session")
+def bench_cache(tmp_path_factory):
+    path = os.environ.get("OBLIVIATE_TEST_CACHE") or str(tmp_path_factory.getbasetemp() / "obliviate-cache")
+    return path
+
+
+@pytest.fixture(scope="session")
+def quick_bench(bench_cache):
+    from obliviate.benchmarks.fictional_authors import load_fictional_authors
+    from obliviate.demo import quick_recipe
+
+    old = os.environ.get("OBLIVIATE_CACHE")
+    os.environ["OBLIVIATE_CACHE"] = bench_cache
+    try:
+        yield load_fictional_authors(quick_recipe())
+    finally:
+        if old is None:
+            os.environ.pop("OBLIVIATE_CACHE", None)
+        else:
+            os.environ["OBLIVIATE_CACHE"] = old
