@@ -95,8 +95,8 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
           metrics: Sequence[str] | None = None, fmt: PromptFormat | None = None, cache: ScoringCache | None = None,
           roles: dict[str, str] | None = None, runs: dict[str, dict] | None = None,
           attacks: Sequence[str] = (), attack_params: dict[str, dict] | None = None,
-          attack_models: Sequence[str] | None = None, out: str | os.PathLike | None = None,
-          kind: str = "audit") -> Report:
+          attack_models: Sequence[str] | None = None, gradnorm: bool = False,
+          out: str | os.PathLike | None = None, kind: str = "audit") -> Report:
     """Score every model once and compute every metric (or ``metrics``) from the shared cache.
 
     ``reference`` names the retain-only oracle among ``models``; metrics that need it (forget
@@ -104,14 +104,15 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
     ``attacks``: registered attack names applied to each model in ``attack_models`` (default:
     every model but the reference); each attacked model is audited as ``<model>@<attack>`` and
     ``report.tables["attacks"]`` lists every metric before and after, plus the share of the
-    removed forget knowledge that the attack brings back.
+    removed forget knowledge that the attack brings back. ``gradnorm`` adds the per-example
+    gradient norms that the gradient-norm MIA reads (one backward pass per forget/holdout item).
     """
     if reference is not None and reference not in models:
         raise ValueError(f"reference {reference!r} is not among the audited models ({', '.join(models)})")
     cache = cache or ScoringCache(tokenizer, fmt)
     names = list(metrics) if metrics is not None else registry.names("metric", "text")
     fns = {n: registry.get("metric", n).obj for n in names}
-    views = {name: build_view(m, name, task, cache) for name, m in models.items()}
+    views = {name: build_view(m, name, task, cache, gradnorm=gradnorm) for name, m in models.items()}
     ref_view = views.get(reference) if reference else None
     report = Report(kind=kind, task={"name": task.name, "n_forget": len(task.forget), "n_retain": len(task.retain),
                                      "n_holdout": len(task.holdout), **{k: v for k, v in task.metadata.items()

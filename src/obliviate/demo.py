@@ -44,7 +44,8 @@ def demo(quick: bool = False, split: str = "forget10", methods: Sequence[str] = 
         out_dir: where report.json goes.
         seed: benchmark and training seed.
     """
-    console = Console()
+    # Wide enough for the five headline columns even when output is piped (no terminal width).
+    console = Console(width=None if Console().is_terminal else 120)
     t0 = time.perf_counter()
     recipe = quick_recipe(seed) if quick else dataclasses.replace(FictionalAuthorsRecipe(), seed=seed)
     bench = load_fictional_authors(recipe)

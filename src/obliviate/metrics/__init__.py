@@ -1,1 +1,3 @@
-"""Built-in plug-ins; importing this package registers them."""
+"""Metrics: pure functions over the scoring cache; importing this package registers them."""
+
+from obliviate.metrics import memorization, mia, tofu  # noqa: F401

@@ -44,7 +44,7 @@ def rows(report: Report, metrics: Sequence[str], extra: Sequence[str] = ("second
 
 def print_table(report: Report, metrics: Sequence[str], title: str = "", console: Console | None = None,
                 extra: Sequence[str] = ("seconds",)) -> None:
-    console = console or Console()
+    console = console or Console(width=None if Console().is_terminal else 120)
     t = Table(title=title or None)
     t.add_column("model")
     for k in metrics:

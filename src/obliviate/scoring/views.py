@@ -32,11 +32,12 @@ def _score_items(cache: ScoringCache, model: torch.nn.Module, key: str, items: l
 
 
 def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: ScoringCache, *, generate: bool = True,
-               max_retain: int = 200) -> AuditView:
+               max_retain: int = 200, gradnorm: bool = False) -> AuditView:
     """Score ``model`` on every set of ``task`` (forget, retain, holdout, eval sets).
 
     The retain set is capped at ``max_retain`` items (the first ones, deterministic), as TOFU
-    evaluates a fixed retain subset rather than the whole retain split.
+    evaluates a fixed retain subset rather than the whole retain split. ``gradnorm`` adds the
+    per-example gradient norms of forget and holdout (a backward pass each; opt-in).
     """
     view = AuditView(model_name=name)
     sets = {"forget": task.forget, "retain": task.retain[:max_retain], "holdout": task.holdout, **task.eval_sets}
@@ -47,4 +48,11 @@ def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: Scori
                        ("holdout_text", task.holdout_texts)):
         if texts:
             view.sets[key] = cache.score(model, key, [""] * len(texts), list(texts), append_eos=False)
+    if gradnorm:
+        from obliviate.scoring.gradnorm import gradnorms
+
+        for key in ("forget", "holdout"):
+            items = getattr(task, key)
+            if items:
+                view.extra[f"gradnorm:{key}"] = gradnorms(model, cache.tokenizer, list(items), cache.fmt)
     return view
