@@ -40,5 +40,9 @@ def test_make_demo_runs_and_writes_the_report(tmp_path, bench_cache):
     assert "forget_quality" in proc.stdout and "oracle" in proc.stdout
     report = json.loads((out_dir / "report.json").read_text())
     assert {"target", "oracle", "ga", "graddiff", "npo", "simnpo"} <= set(report["models"])
-    fq = report["models"]["npo"]["metrics"]["forget_quality"]["value"]
-    assert fq > report["models"]["target"]["metrics"]["forget_quality"]["value"]
+    metrics = {name: entry["metrics"] for name, entry in report["models"].items()}
+    # Every headline number is there for every row, and unlearning removed forget knowledge.
+    # (Forget quality itself is a KS p-value over ~20 items on the quick recipe: too noisy to order.)
+    for name in ("ga", "graddiff", "npo", "simnpo"):
+        assert {"forget_quality", "model_utility", "forget_rouge", "privleak"} <= set(metrics[name])
+        assert metrics[name]["forget_prob"]["value"] < metrics["target"]["forget_prob"]["value"]
