@@ -140,7 +140,7 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
         quick: use the small recipe.
     """
     from obliviate.api import HEADLINE
-    from obliviate.report.table import print_table
+    from obliviate.report.table import print_bench_table
 
     if benchmark == "digits":
         from obliviate.benchmarks.digits_bench import bench_digits
@@ -152,11 +152,7 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
 
     report = api_bench(benchmark, methods or ("ga", "graddiff", "npo", "simnpo"), split, seeds or [0],
                        attacks if attacks is not None else ["quantize_int4"], out_dir, quick)
-    print_table(report, HEADLINE, title=f"obliviate bench: {report.task['name']}")
-    for row in report.tables.get("attacks", []):
-        if row["metric"] == "forget_prob":
-            print(f"{row['model']:>20s} @ {row['attack']}: forget prob {row['before']:.3f} -> {row['after']:.3f} "
-                  f"(recovered share {row.get('recovered_share', float('nan')):.2f})")
+    print_bench_table(report, HEADLINE, title=f"obliviate bench: {report.task['name']}")
     print(f"report written to {out_dir}/report.json and report.html")
 
 

@@ -33,6 +33,9 @@ from obliviate.registry import register
 from obliviate.train.sft import SFTConfig, sft
 
 SPLITS = ("forget01", "forget05", "forget10")
+# DP-SGD phase of the DP2Unlearning base (not part of the recipe hash: it only adds models).
+DP_EPOCHS = 10
+DP_LR = 2e-3
 RECIPE_VERSION = 3  # bump when the training code changes what a recipe produces
 
 
@@ -122,7 +125,26 @@ class FictionalAuthors:
             eval_sets={"world_facts": list(self.world.world_facts), "real_authors": list(self.world.real_authors)},
             metadata={"benchmark": "fictional_authors", "split": split, "recipe": self.recipe.key(),
                       "idk_answers": list(self.world.idk_answers), "forget_authors": forget_ids},
+            builders={"retrain": lambda seed: self.load("oracle", split, seed), "dp_base": self.load_dp_base},
         )
+
+    def load_dp_base(self, seed: int | None = None, epsilon: float = 1.0) -> LlamaForCausalLM:
+        """The base model further trained with DP-SGD on every author (DP2Unlearning's disclosure-
+        protected base; needs the ``dp`` extra). Built once per (seed, ε) and cached; the privacy
+        actually spent is in ``dp_info.json`` next to the weights."""
+        s = self.recipe.seed if seed is None else seed
+        d = self.root / f"dp_base_eps{epsilon:g}" / f"seed{s}"
+        if not (d / "model.safetensors").exists():
+            from obliviate.methods.llm.dp2 import train_dp_base
+
+            tok = self.tokenizer()
+            model = self.load("base")
+            facts = [it for a in self.world.authors for it in self.world.author_qa[a.id]]
+            examples = _fact_examples(facts, tok, self.fmt) + _qa_examples(self._utility_items(), tok, self.fmt)
+            info = train_dp_base(model, tok, examples, epsilon=epsilon, epochs=DP_EPOCHS, batch_size=64, lr=DP_LR,
+                                 seed=s)
+            save_model_atomic(model, tok, d, extra_files={"dp_info.json": json.dumps(info, indent=1)})
+        return LlamaForCausalLM.from_pretrained(d, use_safetensors=True).eval()
 
     # ---- building -------------------------------------------------------------------------
     def _utility_items(self) -> list[QAItem]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class ForgetTask:
     retain_texts: list[str] = field(default_factory=list)
     holdout_texts: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    # Model builders a benchmark that knows its own training recipe provides (never serialised):
+    # "retrain": (seed) -> the original recipe re-run on retain only (the ``retrain`` method);
+    # "dp_base": (seed, epsilon) -> the DP-SGD-trained base model (the ``dp2`` method).
+    builders: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False, compare=False)
 
     def validate(self) -> None:
         """Reject tasks no method can run on: an empty forget set, or forget/retain overlap."""

@@ -58,8 +58,9 @@ def load_causal_lm(
     return model, tokenizer
 
 
-def save_model_atomic(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, out_dir: str | os.PathLike) -> Path:
-    """Save model (+ tokenizer) as safetensors into ``out_dir`` atomically.
+def save_model_atomic(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, out_dir: str | os.PathLike,
+                      extra_files: dict[str, str] | None = None) -> Path:
+    """Save model (+ tokenizer, + small text files) as safetensors into ``out_dir`` atomically.
 
     Writes into a temporary sibling directory, then renames it into place, so a killed run never
     leaves a half-written model where a finished one is expected.
@@ -71,6 +72,8 @@ def save_model_atomic(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
         model.save_pretrained(tmp, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             if old.exists():

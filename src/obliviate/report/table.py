@@ -61,3 +61,43 @@ def markdown_table(report: Report, metrics: Sequence[str], extra: Sequence[str] 
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows(report, metrics, extra)]
     return "\n".join(lines)
+
+
+def attack_recovery(report: Report, metric: str = "forget_prob") -> dict[str, dict[str, tuple[float, float]]]:
+    """``{model: {attack: (value after the attack, recovered share)}}`` from ``tables["attacks"]``."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for row in report.tables.get("attacks", []):
+        if row.get("metric") == metric:
+            name = row["model"] if "seed" not in row else f"{row['model']}/seed{row['seed']}"
+            out.setdefault(name, {})[row["attack"]] = (row["after"], row.get("recovered_share", float("nan")))
+    return out
+
+
+def print_bench_table(report: Report, metrics: Sequence[str], title: str = "", console: Console | None = None,
+                      metric: str = "forget_prob") -> None:
+    """The headline metrics plus, per attack, the forget knowledge after it and the share of the removed
+    knowledge it brings back ((K_attacked - K_unlearned) / (K_target - K_unlearned))."""
+    console = console or Console(width=None if Console().is_terminal else 160)
+    rec = attack_recovery(report, metric)
+    attacks = sorted({a for per in rec.values() for a in per})
+    t = Table(title=title or None)
+    t.add_column("model")
+    for k in (*metrics, metric):
+        t.add_column(metric_header(report, k), justify="right")
+    for a in attacks:
+        t.add_column(f"{metric}@{a}", justify="right")
+        t.add_column(f"recovered@{a}", justify="right")
+    t.add_column("seconds", justify="right")
+    for name, m in report.models.items():
+        if m.role == "attacked":
+            continue
+        row = [name]
+        for k in (*metrics, metric):
+            r = m.metrics.get(k)
+            row.append(fmt_value(r["value"]) if r else "—")
+        for a in attacks:
+            after, share = rec.get(name, {}).get(a, (None, None))
+            row += [fmt_value(after), fmt_value(share)]
+        row.append(fmt_value((m.run or {}).get("seconds")))
+        t.add_row(*row)
+    console.print(t)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from obliviate.data.task import ForgetTask, QAItem
@@ -9,7 +10,7 @@ from obliviate.scoring.cache import ScoringCache
 from obliviate.scoring.types import AuditView
 
 # Sets whose greedy generations the ROUGE / fluency / familiarity metrics read.
-GENERATED_SETS = ("forget", "retain", "world_facts", "real_authors")
+GENERATED_SETS = ("forget", "retain", "world_facts", "real_authors", "knowmem_forget", "knowmem_retain")
 
 
 def _score_items(cache: ScoringCache, model: torch.nn.Module, key: str, items: list[QAItem], view: AuditView,
@@ -20,6 +21,11 @@ def _score_items(cache: ScoringCache, model: torch.nn.Module, key: str, items: l
     view.sets[key] = cache.score(model, f"{key}:answer", prompts, [fmt.answer(it.answer) for it in items], ids,
                                  generate=generate)
     view.sets[key].answers = [it.answer for it in items]
+    # The questions themselves (familiarity probes exclude question words from the answer anchors).
+    view.extra[f"question:{key}"] = np.array([it.question for it in items], dtype=object)
+    if any(it.group for it in items):
+        # Per-example groups (TOFU author, SemEval sub-task) for metrics that aggregate by group.
+        view.extra[f"group:{key}"] = np.array([it.group for it in items], dtype=object)
     if all(it.paraphrased_answer for it in items):
         view.sets[f"{key}_para"] = cache.score(model, f"{key}:para", prompts,
                                                [fmt.answer(it.paraphrased_answer or "") for it in items], ids)
@@ -48,6 +54,17 @@ def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: Scori
                        ("holdout_text", task.holdout_texts)):
         if texts:
             view.sets[key] = cache.score(model, key, [""] * len(texts), list(texts), append_eos=False)
+    verbmem = verbmem_pairs(task, cache)
+    if verbmem:
+        prompts, refs = zip(*verbmem)
+        view.sets["verbmem"] = cache.score(model, "verbmem", list(prompts), list(refs), append_eos=False,
+                                           generate=generate)
+    privleak = task.metadata.get("privleak") or {}
+    for split in ("forget", "holdout"):
+        texts = privleak.get(split)
+        if texts:
+            view.sets[f"privleak_{split}"] = cache.score(model, f"privleak_{split}", [""] * len(texts), list(texts),
+                                                         append_eos=False)
     if gradnorm:
         from obliviate.scoring.gradnorm import gradnorms
 
@@ -56,3 +73,30 @@ def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: Scori
             if items:
                 view.extra[f"gradnorm:{key}"] = gradnorms(model, cache.tokenizer, list(items), cache.fmt)
     return view
+
+
+def verbmem_pairs(task: ForgetTask, cache: ScoringCache, prompt_tokens: int = 32,
+                  max_texts: int = 100) -> list[tuple[str, str]]:
+    """(prompt, reference continuation) pairs for MUSE VerbMem.
+
+    ``task.metadata["verbmem"]`` (a list of ``{"prompt", "gt"}`` records, as MUSE ships) wins;
+    otherwise each of the first ``max_texts`` forget texts (MUSE uses 100 excerpts; a corpus such as
+    WMDP's would otherwise cost a generation per document) is split after its first ``prompt_tokens``
+    tokens (texts too short to leave a continuation are skipped). As MUSE does, the reference is cut to as many tokens as
+    the cache generates (``cache.max_new_tokens``; MUSE: 128) so ROUGE compares like with like.
+    """
+    tok, n_new = cache.tokenizer, cache.max_new_tokens
+    pairs: list[tuple[str, str]] = []
+    explicit = task.metadata.get("verbmem")
+    if explicit:
+        for rec in explicit:
+            gt_ids = tok(rec["gt"], add_special_tokens=False)["input_ids"][:n_new]
+            pairs.append((rec["prompt"], tok.decode(gt_ids, skip_special_tokens=True)))
+        return pairs
+    for text in task.forget_texts[:max_texts]:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= prompt_tokens:
+            continue
+        pairs.append((tok.decode(ids[:prompt_tokens], skip_special_tokens=True),
+                      tok.decode(ids[prompt_tokens:prompt_tokens + n_new], skip_special_tokens=True)))
+    return pairs

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from accelerate import Accelerator
-from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+from transformers import PreTrainedTokenizerBase, get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
 from obliviate.data.formatting import PromptFormat, collate, encode_pair
 from obliviate.data.task import ForgetTask, QAItem
@@ -46,6 +46,7 @@ class TrainConfig:
     grad_accum: int = 4
     weight_decay: float = 0.01
     warmup_steps: int = 0
+    lr_scheduler: Literal["linear", "constant"] = "linear"  # linear decay (HF Trainer default); MUSE: constant
     max_grad_norm: float = 1.0
     optimizer: Literal["adamw", "sgd"] = "adamw"
     seed: int = 0
@@ -214,7 +215,10 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
         optimizer = torch.optim.AdamW(opt_params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     else:
         optimizer = torch.optim.SGD(opt_params, lr=train_cfg.lr, momentum=0.9, weight_decay=train_cfg.weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, train_cfg.warmup_steps, total)
+    if train_cfg.lr_scheduler == "constant":
+        scheduler = get_constant_schedule_with_warmup(optimizer, train_cfg.warmup_steps)
+    else:
+        scheduler = get_linear_schedule_with_warmup(optimizer, train_cfg.warmup_steps, total)
     model, optimizer = accelerator.prepare(model, optimizer)
     if reference is not None and not train_cfg.lora:
         reference = reference.to(accelerator.device)

@@ -1,3 +1,5 @@
 """Language-model unlearning methods; importing this package registers them."""
 
-from obliviate.methods.llm import ceu, dpo, flat, ga, graddiff, idk, npo, rmu, satimp, simnpo, sure, undial, wga  # noqa: F401
+from obliviate.methods.llm import (  # noqa: F401
+    ceu, dp2, dpo, finetune, flat, ga, graddiff, idk, npo, retrain, rmu, satimp, simnpo, sure, task_vector, undial, wga,
+)
