@@ -137,7 +137,7 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
         seeds: seeds to run (default [0]).
         attacks: attacks to apply to every unlearned model (default: quantize_int4).
         out_dir: output folder.
-        quick: use the small recipe.
+        quick: use the small recipe (digits: 4 U-LiRA shadows and 4 challenge models instead of 16).
     """
     from obliviate.api import HEADLINE
     from obliviate.report.table import print_bench_table
@@ -145,8 +145,14 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
     if benchmark == "digits":
         from obliviate.benchmarks.digits_bench import bench_digits
 
-        bench_digits(methods=methods or "all", scenario=split if split != "forget10" else "random10",
-                     seeds=seeds or [0, 1, 2], out_dir=out_dir, quick=quick)
+        from obliviate.benchmarks.digits_bench import print_digits_table
+
+        out = Path(out_dir) / "report.json"
+        report = bench_digits(methods=methods or "all", scenario=split if split != "forget10" else "random10",
+                              seeds=seeds or [0, 1, 2], ulira_shadows=4 if quick else 16,
+                              challenge_models=4 if quick else 16, out=str(out), progress=True)
+        print_digits_table(report)
+        print(f"report written to {out}")
         return
     from obliviate.api import bench as api_bench
 

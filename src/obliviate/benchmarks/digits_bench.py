@@ -1,0 +1,178 @@
+"""Compare every registered image-unlearning method on the digits benchmark.
+
+For each seed: build the task, the original model and the exact retrain oracle; run each method
+on a deep copy of the original; compute UA, RA, TA, MIA-Efficacy, Avg. Gap to the oracle,
+U-LiRA (opt-in, shadows shared by every method) and the NeurIPS 2023 challenge score (retrained
+arm shared by every method). Results are aggregated over seeds (mean, std, n) into a `Report`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+import obliviate.metrics.classification as cm
+from obliviate import registry
+from obliviate.benchmarks.digits import load_digits_task, oracle_model, original_model
+from obliviate.methods.vision.base import ClassificationTask, VisionContext
+from obliviate.metrics.base import MetricResult
+from obliviate.report.schema import ModelEntry, Report, write_json_atomic
+
+TABLE_METRICS = ("unlearning_accuracy", "retain_accuracy", "test_accuracy", "mia_efficacy", "avg_gap",
+                 "ulira_tpr_at_1pct_fpr", "challenge_score")
+
+
+def _method_unlearn_fn(name: str, overrides: dict | None) -> Callable[[nn.Module, ClassificationTask, int], nn.Module]:
+    spec = registry.get("method", name).obj
+    if spec.run is None:
+        raise ValueError(f"method {name!r} has no run(cfg, model, task, ctx); bench_digits runs image methods only")
+    cfg = spec.make_config(overrides or {})
+
+    def unlearn(model: nn.Module, task: ClassificationTask, seed: int) -> nn.Module:
+        out = spec.run(cfg, model, task, VisionContext(seed=seed))
+        return out if out is not None else model
+
+    unlearn.config = cfg  # type: ignore[attr-defined]
+    return unlearn
+
+
+def _identity(model: nn.Module, task: ClassificationTask, seed: int) -> nn.Module:
+    return model
+
+
+def _retrain(model: nn.Module, task: ClassificationTask, seed: int) -> nn.Module:
+    return task.train_fn(task.retain_set, seed)
+
+
+def _aggregate(per_seed: list[MetricResult]) -> dict:
+    vals = np.array([r.value for r in per_seed], dtype=np.float64)
+    d = per_seed[0].to_dict()
+    d.update(value=float(np.nanmean(vals)), std=float(np.nanstd(vals)), n=len(vals), per_seed=vals.tolist(),
+             n_examples=per_seed[0].n, ci=per_seed[0].ci if len(vals) == 1 else None)
+    return d
+
+
+def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10", seeds: Sequence[int] = (0, 1, 2),
+                 arch: str = "mlp", ulira_shadows: int = 16, challenge_models: int = 16, out: str | None = None,
+                 method_overrides: dict[str, dict] | None = None, progress: bool = False) -> Report:
+    """Benchmark image-unlearning methods on digits and return (and optionally write) a Report.
+
+    ``methods``: registry names of image methods, or ``"all"`` (``registry.names("method", "image")``).
+    ``ulira_shadows``: U-LiRA shadow models per seed (0 disables; K shadow trainings are shared by all
+    methods, each method then unlearns in every shadow). ``challenge_models``: models per arm of the
+    challenge score (0 disables). ``method_overrides``: ``{method: {config field: value}}``.
+    Rows "original" and "retrain" (the exact oracle) are always included.
+    """
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    names = registry.names("method", "image") if methods == "all" else list(methods)
+    overrides = method_overrides or {}
+    unknown = [k for k in overrides if k not in names]
+    if unknown:
+        raise ValueError(f"method_overrides for {', '.join(unknown)}, which are not benchmarked ({', '.join(names)})")
+    fns = {n: _method_unlearn_fn(n, overrides.get(n)) for n in names}
+    rows: dict[str, dict[str, list[MetricResult]]] = {}
+    seconds: dict[str, list[float]] = {}
+    skipped: dict[str, dict[str, str]] = {}
+    task = None
+    for seed in seeds:
+        task = load_digits_task(scenario, seed, arch)
+        original = original_model(scenario, seed, arch)
+        oracle = oracle_model(scenario, seed, arch)
+        shadows = cm.train_ulira_shadows(task, ulira_shadows, seed) if ulira_shadows else None
+        arm = cm.train_retrained_arm(task, challenge_models, seed) if challenge_models else None
+        oracle_metrics = cm.classification_metrics(oracle, task, seed=seed)
+        candidates: list[tuple[str, Callable, nn.Module | None]] = [("original", _identity, original),
+                                                                    ("retrain", _retrain, oracle)]
+        candidates += [(n, fns[n], None) for n in names]
+        for row, fn, model in candidates:
+            if model is None:
+                t0 = time.perf_counter()
+                try:
+                    model = cm._call_unlearn(fn, original, task, seed)
+                except Exception as e:  # a broken method must not sink the whole comparison
+                    skipped.setdefault(row, {})["run"] = f"{type(e).__name__}: {e}"
+                    continue
+                seconds.setdefault(row, []).append(time.perf_counter() - t0)
+            if progress:
+                print(f"[digits/{scenario} seed {seed}] {row}")
+            ms = oracle_metrics if row == "retrain" else cm.classification_metrics(model, task, seed=seed)
+            ms = dict(ms)
+            ms["avg_gap"] = cm.avg_gap(ms, oracle_metrics)
+            if shadows is not None:
+                u = cm.ulira(model, oracle, task, fn, shadows=shadows)
+                ms["ulira_auc"] = u
+                ms["ulira_tpr_at_1pct_fpr"] = MetricResult(
+                    "ulira_tpr_at_1pct_fpr", u.details["tpr_at_1pct_fpr"], "lower", n=u.details["n_neg"],
+                    compared_to="oracle", details={"supported": u.details["tpr_at_1pct_fpr_supported"]})
+            if arm is not None:
+                ms["challenge_score"] = cm.challenge_score(original, task, fn, seed=seed, retrained=arm)
+            for k, r in ms.items():
+                rows.setdefault(row, {}).setdefault(k, []).append(r)
+
+    assert task is not None, "bench_digits needs at least one seed"
+    report = Report(kind="bench", task={
+        "benchmark": "digits", "scenario": scenario, "arch": arch, "seeds": list(seeds),
+        "forget_size": len(task.forget_set), "retain_size": len(task.retain_set), "test_size": len(task.test_set),
+        "ulira_shadows": ulira_shadows, "challenge_models": challenge_models, "recipe": task.metadata["recipe"],
+    }, reference="retrain")
+    for row, metrics in rows.items():
+        run: dict[str, Any] = {}
+        if row in seconds:
+            run["seconds"] = float(np.mean(seconds[row]))
+        if row in fns:
+            run["method"] = row
+            run["config"] = dataclasses.asdict(fns[row].config) if dataclasses.is_dataclass(fns[row].config) else {}
+        role = {"original": "target", "retrain": "oracle"}.get(row, "unlearned")
+        report.models[row] = ModelEntry(row, {k: _aggregate(v) for k, v in metrics.items()},
+                                        skipped=skipped.get(row, {}), run=run or None, role=role)
+    for row, why in skipped.items():
+        if row not in report.models:
+            report.models[row] = ModelEntry(row, skipped=why, role="unlearned")
+    cites = [registry.get("benchmark", "digits")] + [registry.get("method", n) for n in names]
+    report.citations = [p.record() for p in cites]
+    report.notes.append("Accuracies, MIA-Efficacy and gaps in percent; values are means over seeds; 'std' is the "
+                        "population std (ddof=0) over seeds.")
+    if out:
+        write_json_atomic(report.to_dict(), out)
+    return report
+
+
+SHORT = {"unlearning_accuracy": "UA", "retain_accuracy": "RA", "test_accuracy": "TA", "mia_efficacy": "MIA-Eff",
+         "avg_gap": "Avg.Gap", "ulira_tpr_at_1pct_fpr": "U-LiRA TPR@1%", "ulira_auc": "U-LiRA AUC",
+         "challenge_score": "Challenge"}
+
+
+def print_digits_table(report: Report, metrics: Sequence[str] = TABLE_METRICS, console: Any = None) -> None:
+    """Print the comparison as a rich table: mean ± std over seeds, seconds per run."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from obliviate.metrics.base import ARROWS
+    from obliviate.report.table import fmt_value
+
+    present = [m for m in metrics if any(m in e.metrics for e in report.models.values())]
+    t = report.task
+    table = Table(title=f"digits/{t.get('scenario')} ({t.get('arch')}, seeds {t.get('seeds')}; % except Challenge)")
+    table.add_column("model")
+    for m in present:
+        d = next(e.metrics[m] for e in report.models.values() if m in e.metrics)
+        table.add_column(f"{SHORT.get(m, m)} {ARROWS.get(d['direction'], '')}", justify="right")
+    table.add_column("s", justify="right")
+    for name, e in report.models.items():
+        cells = []
+        for m in present:
+            d = e.metrics.get(m)
+            if d is None:
+                cells.append("skipped" if e.skipped else "—")
+            elif d.get("n", 1) > 1:
+                cells.append(f"{fmt_value(d['value'])} ± {fmt_value(d['std'])}")
+            else:
+                cells.append(fmt_value(d["value"]))
+        secs = (e.run or {}).get("seconds")
+        table.add_row(name, *cells, fmt_value(secs) if secs is not None else "—")
+    (console or Console(width=None if Console().is_terminal else 140)).print(table)
