@@ -24,7 +24,7 @@ from obliviate.metrics.base import MetricResult
 from obliviate.report.schema import ModelEntry, Report, write_json_atomic
 
 TABLE_METRICS = ("unlearning_accuracy", "retain_accuracy", "test_accuracy", "mia_efficacy", "avg_gap",
-                 "ulira_tpr_at_1pct_fpr", "challenge_score")
+                 "ulira_tpr_at_1pct_fpr", "challenge_score", "relearn_time")
 
 
 def _method_unlearn_fn(name: str, overrides: dict | None) -> Callable[[nn.Module, ClassificationTask, int], nn.Module]:
@@ -86,6 +86,8 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
         shadows = cm.train_ulira_shadows(task, ulira_shadows, seed) if ulira_shadows else None
         arm = cm.train_retrained_arm(task, challenge_models, seed) if challenge_models else None
         oracle_metrics = cm.classification_metrics(oracle, task, seed=seed)
+        # relearning target: the original model's accuracy on the forget set
+        relearn_target = 100.0 - cm.classification_metrics(original, task, seed=seed)["unlearning_accuracy"].value
         candidates: list[tuple[str, Callable, nn.Module | None]] = [("original", _identity, original),
                                                                     ("retrain", _retrain, oracle)]
         candidates += [(n, fns[n], None) for n in names]
@@ -109,6 +111,7 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
                 ms["ulira_tpr_at_1pct_fpr"] = MetricResult(
                     "ulira_tpr_at_1pct_fpr", u.details["tpr_at_1pct_fpr"], "lower", n=u.details["n_neg"],
                     compared_to="oracle", details={"supported": u.details["tpr_at_1pct_fpr_supported"]})
+            ms["relearn_time"] = cm.relearn_time(model, task.forget_set, relearn_target, seed=seed)
             if arm is not None:
                 ms["challenge_score"] = cm.challenge_score(original, task, fn, seed=seed, retrained=arm)
             for k, r in ms.items():
@@ -144,7 +147,7 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
 
 SHORT = {"unlearning_accuracy": "UA", "retain_accuracy": "RA", "test_accuracy": "TA", "mia_efficacy": "MIA-Eff",
          "avg_gap": "Avg.Gap", "ulira_tpr_at_1pct_fpr": "U-LiRA TPR@1%", "ulira_auc": "U-LiRA AUC",
-         "challenge_score": "Challenge"}
+         "challenge_score": "Challenge", "relearn_time": "Relearn steps"}
 
 
 def print_digits_table(report: Report, metrics: Sequence[str] = TABLE_METRICS, console: Any = None) -> None:
