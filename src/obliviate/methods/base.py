@@ -129,3 +129,19 @@ def retain_term(kind: str, model: torch.nn.Module, batch: dict[str, torch.Tensor
     if kind == "kl":
         return losses.kl_to_reference(logits, ctx.ref_logits(batch), batch["labels"])
     raise ValueError(f"retain_loss must be 'nll', 'kl' or 'none', got {kind!r}")
+
+
+_HOOKS_ATTR = "_obliviate_grad_hooks"
+
+
+def add_gradient_mask(model: torch.nn.Module, param: torch.nn.Parameter, mask: torch.Tensor) -> None:
+    """Multiply ``param``'s gradient by ``mask`` during this run (for masked fine-tuning set up in a
+    ``prepare`` hook). The training loop removes these hooks when the run ends, so the returned model
+    trains normally afterwards (e.g. under the relearning attack)."""
+    handle = param.register_hook(lambda grad: grad * mask)
+    model.__dict__.setdefault(_HOOKS_ATTR, []).append(handle)
+
+
+def remove_gradient_masks(model: torch.nn.Module) -> None:
+    for handle in model.__dict__.pop(_HOOKS_ATTR, []):
+        handle.remove()

@@ -23,7 +23,7 @@ from transformers import PreTrainedTokenizerBase, get_constant_schedule_with_war
 from obliviate.data.formatting import PromptFormat, collate, encode_pair
 from obliviate.data.task import ForgetTask, QAItem
 from obliviate.methods import losses
-from obliviate.methods.base import MethodSpec, StepContext
+from obliviate.methods.base import MethodSpec, StepContext, remove_gradient_masks
 from obliviate.train import checkpoint as ckpt
 from obliviate.train.guards import BEST_RULES, CollapseGuard, Snapshot, TrainingStopped, check_finite, rule_score
 
@@ -315,6 +315,10 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
         log.best_step = best[1].step
     model = accelerator.unwrap_model(model)
     model.eval()
+    remove_gradient_masks(model)
+    if not train_cfg.lora:  # a prepare hook may have frozen parameters for the run only
+        for p in model.parameters():
+            p.requires_grad_(True)
     if train_cfg.lora and train_cfg.merge_lora:
         model = model.merge_and_unload()
     log.seconds = time.perf_counter() - t0
