@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import torch
 
 from obliviate import registry
-from obliviate.config import ConfigError, build_dataclass, to_dict
+from obliviate.config import build_dataclass, to_dict
 from obliviate.data.formatting import PromptFormat
 from obliviate.data.io import read_qa_file
 from obliviate.data.task import ForgetTask, QAItem

@@ -7,7 +7,6 @@ import pytest
 
 from obliviate.api import audit, unlearn
 from obliviate.scoring.cache import ScoringCache
-from obliviate.scoring.views import build_view
 
 pytestmark = pytest.mark.slow
 SPLIT = "forget10"

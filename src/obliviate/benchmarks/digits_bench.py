@@ -105,15 +105,23 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
             ms = oracle_metrics if row == "retrain" else cm.classification_metrics(model, task, seed=seed)
             ms = dict(ms)
             ms["avg_gap"] = cm.avg_gap(ms, oracle_metrics)
+            # an audit that cannot be computed for one row (too few shadow scores ...) is recorded as
+            # skipped with its reason instead of sinking the whole comparison
             if shadows is not None:
-                u = cm.ulira(model, oracle, task, fn, shadows=shadows)
-                ms["ulira_auc"] = u
-                ms["ulira_tpr_at_1pct_fpr"] = MetricResult(
-                    "ulira_tpr_at_1pct_fpr", u.details["tpr_at_1pct_fpr"], "lower", n=u.details["n_neg"],
-                    compared_to="oracle", details={"supported": u.details["tpr_at_1pct_fpr_supported"]})
+                try:
+                    u = cm.ulira(model, oracle, task, fn, shadows=shadows)
+                    ms["ulira_auc"] = u
+                    ms["ulira_tpr_at_1pct_fpr"] = MetricResult(
+                        "ulira_tpr_at_1pct_fpr", u.details["tpr_at_1pct_fpr"], "lower", n=u.details["n_neg"],
+                        compared_to="oracle", details={"supported": u.details["tpr_at_1pct_fpr_supported"]})
+                except ValueError as e:
+                    skipped.setdefault(row, {})["ulira"] = str(e)
             ms["relearn_time"] = cm.relearn_time(model, task.forget_set, relearn_target, seed=seed)
             if arm is not None:
-                ms["challenge_score"] = cm.challenge_score(original, task, fn, seed=seed, retrained=arm)
+                try:
+                    ms["challenge_score"] = cm.challenge_score(original, task, fn, seed=seed, retrained=arm)
+                except ValueError as e:
+                    skipped.setdefault(row, {})["challenge_score"] = str(e)
             for k, r in ms.items():
                 rows.setdefault(row, {}).setdefault(k, []).append(r)
 

@@ -63,3 +63,18 @@ def sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Se
             bar.update(tid, advance=1, info=f"loss {loss.item():.3f}")
     model.eval()
     return out
+
+
+def sft_on_items(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, items, fmt, train, *,
+                 epochs: float | None = None, lr: float | None = None) -> list[float]:
+    """Fine-tune ``model`` in place on QA ``items`` with a run's TrainConfig: effective batch
+    ``batch_size x grad_accum``, ``max_steps`` or ``epochs`` passes (``epochs``/``lr`` override)."""
+    from obliviate.train.loop import encode_items
+
+    examples = encode_items(list(items), tokenizer, fmt, train.max_length)
+    bs = min(train.batch_size * train.grad_accum, len(examples))
+    n_epochs = train.epochs if epochs is None else epochs
+    steps = train.max_steps or max(1, math.ceil(n_epochs * len(examples) / bs))
+    cfg = SFTConfig(steps=steps, lr=lr or train.lr, batch_size=bs, weight_decay=train.weight_decay,
+                    warmup_steps=train.warmup_steps, seed=train.seed)
+    return sft(model, tokenizer, examples, cfg)

@@ -21,7 +21,6 @@ pre-trained values, which carry no information about the private data).
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -30,8 +29,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from obliviate.data.formatting import IGNORE_INDEX, collate
 from obliviate.methods.base import method
-from obliviate.train.loop import encode_items, seed_everything
-from obliviate.train.sft import SFTConfig, sft
+from obliviate.train.loop import seed_everything
+from obliviate.train.sft import sft_on_items
 
 
 @dataclass(frozen=True)
@@ -141,9 +140,5 @@ def dp2(cfg: DP2Config, model, task, *, tokenizer, train, fmt):
             f"dp2: task {task.name!r} has no disclosure-protected base; pass dp_base=<directory of a model trained "
             "with obliviate.methods.llm.dp2.train_dp_base on all data before deployment>."
         )
-    examples = encode_items(task.retain, tokenizer, fmt, train.max_length)
-    bs = min(train.batch_size * train.grad_accum, len(examples))
-    steps = train.max_steps or max(1, math.ceil(train.epochs * len(examples) / bs))
-    sft(base, tokenizer, examples, SFTConfig(steps=steps, lr=train.lr, batch_size=bs, weight_decay=train.weight_decay,
-                                             warmup_steps=train.warmup_steps, seed=train.seed))
+    sft_on_items(base, tokenizer, task.retain, fmt, train)
     return base

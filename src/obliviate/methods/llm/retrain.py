@@ -10,12 +10,10 @@ it with the run's TrainConfig (lr, batch size, epochs over the retain set).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from obliviate.methods.base import method
-from obliviate.train.loop import encode_items
-from obliviate.train.sft import SFTConfig, sft
+from obliviate.train.sft import sft_on_items
 
 
 @dataclass(frozen=True)
@@ -42,9 +40,5 @@ def retrain(cfg: RetrainConfig, model, task, *, tokenizer, train, fmt):
     from obliviate.models.loading import load_causal_lm
 
     base, _ = load_causal_lm(cfg.base_model)
-    examples = encode_items(task.retain, tokenizer, fmt, train.max_length)
-    bs = min(train.batch_size * train.grad_accum, len(examples))
-    steps = train.max_steps or max(1, math.ceil(train.epochs * len(examples) / bs))
-    sft(base, tokenizer, examples, SFTConfig(steps=steps, lr=train.lr, batch_size=bs, weight_decay=train.weight_decay,
-                                             warmup_steps=train.warmup_steps, seed=train.seed))
+    sft_on_items(base, tokenizer, task.retain, fmt, train)
     return base

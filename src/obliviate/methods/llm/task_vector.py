@@ -8,14 +8,12 @@ baseline in MUSE (`task_vector.py`): fine-tune the target on D_f to get θ_ft, t
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import torch
 
 from obliviate.methods.base import method
-from obliviate.train.loop import encode_items
-from obliviate.train.sft import SFTConfig, sft
+from obliviate.train.sft import sft_on_items
 
 
 @dataclass(frozen=True)
@@ -40,13 +38,8 @@ def negate(model: torch.nn.Module, finetuned: torch.nn.Module, alpha: float) -> 
         summary="Fine-tune on the forget set, then subtract alpha times that task vector")
 def task_vector(cfg: TaskVectorConfig, model, task, *, tokenizer, train, fmt):
     """Reinforce on the forget answers, then negate the learned direction."""
-    examples = encode_items(task.forget, tokenizer, fmt, train.max_length)
-    bs = min(train.batch_size * train.grad_accum, len(examples))
-    steps = train.max_steps or max(1, math.ceil(train.epochs * len(examples) / bs))
     reinforced = copy.deepcopy(model)
-    sft(reinforced, tokenizer, examples, SFTConfig(steps=steps, lr=train.lr, batch_size=bs,
-                                                   weight_decay=train.weight_decay, warmup_steps=train.warmup_steps,
-                                                   seed=train.seed))
+    sft_on_items(reinforced, tokenizer, task.forget, fmt, train)
     negate(model, reinforced, cfg.alpha)
     model.eval()
     return model

@@ -37,7 +37,7 @@ from obliviate.data.formatting import IGNORE_INDEX, collate
 from obliviate.methods.base import method
 from obliviate.methods.llm._wrapper import LogitsWrapper, position_ids_from_mask
 from obliviate.train.loop import encode_items, seed_everything
-from obliviate.train.sft import SFTConfig, sft
+from obliviate.train.sft import sft_on_items
 
 # Generic stand-ins for anchored names (replacements must be unrelated to the data).
 GENERIC_NAMES = ("Jon", "Mary", "Alex", "Sam", "Lee", "Kim", "Pat", "Chris", "Dana", "Robin", "Morgan", "Taylor")
@@ -111,12 +111,8 @@ def align_positions(orig: list[int], trans: list[int]) -> dict[int, int]:
 
 
 def _reinforce(model, tokenizer, task, train, fmt, epochs: float, lr: float):
-    examples = encode_items(task.forget, tokenizer, fmt, train.max_length)
-    bs = min(train.batch_size * train.grad_accum, len(examples))
-    steps = max(1, math.ceil(epochs * len(examples) / bs)) if not train.max_steps else train.max_steps
     reinforced = copy.deepcopy(model)
-    sft(reinforced, tokenizer, examples, SFTConfig(steps=steps, lr=lr or train.lr, batch_size=bs,
-                                                   weight_decay=train.weight_decay, seed=train.seed))
+    sft_on_items(reinforced, tokenizer, task.forget, fmt, train, epochs=epochs, lr=lr or None)
     return reinforced
 
 
