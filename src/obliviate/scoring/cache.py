@@ -47,7 +47,8 @@ class ScoringCache:
     def score(self, model: torch.nn.Module, key: str, prompts: Sequence[str], answers: Sequence[str],
               ids: Sequence[str] | None = None, generate: bool = False, append_eos: bool | None = None) -> ScoredSet:
         """Score ``answers`` given ``prompts`` (and greedily continue the prompts when ``generate``)."""
-        ck = (self.fingerprint(model), key)
+        # the texts are part of the key: an attack may re-ask the same set with other prompts
+        ck = (self.fingerprint(model), key, hash(tuple(prompts)), hash(tuple(answers)), append_eos)
         cached = self._store.get(ck)
         if cached is not None and (not generate or cached.generations is not None):
             return cached
