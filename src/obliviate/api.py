@@ -216,11 +216,8 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
         models = {"target": b.load("target"), "oracle": b.load("oracle", split)}
         runs = {}
         for m in methods:
-            res = unlearn(models["target"], tok, task, method=m, benchmark=benchmark, fmt=b.fmt,
-                          train={"seed": seed, "progress": False})
-            models[m] = res.model
-            runs[m] = {"seconds": res.log.seconds, "steps": res.log.steps, "stopped": res.log.stopped,
-                       "method_config": res.method_config, "train_config": res.train_config}
+            models[m], runs[m] = _bench_run(m, models["target"], tok, task, benchmark, b.fmt, seed,
+                                            out_dir / "models" / f"seed{seed}" / m)
         rep = audit(models, task, tok, reference="oracle", fmt=b.fmt, roles={"target": "target", "oracle": "oracle"},
                     runs=runs, attacks=attacks, kind="bench")
         reports.append((seed, rep))
@@ -236,6 +233,34 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
     except ImportError:
         pass
     return report
+
+
+def _bench_run(method: str, target: torch.nn.Module, tok: Any, task: ForgetTask, benchmark: str,
+               fmt: PromptFormat, seed: int, save_dir: Path) -> tuple[torch.nn.Module, dict]:
+    """Unlearn one method for ``bench``, or reload it when a previous (killed) bench already
+    finished it: each finished model is saved atomically with its run record, so a rerun of the
+    same command resumes at the first method it has not done."""
+    import json
+
+    from transformers import PreTrainedModel
+
+    from obliviate.models.loading import save_model_atomic
+
+    record = save_dir / "run.json"
+    if record.exists():
+        from transformers import AutoModelForCausalLM
+
+        run = json.loads(record.read_text())
+        model = AutoModelForCausalLM.from_pretrained(str(save_dir), use_safetensors=True)
+        return model.eval(), run
+    res = unlearn(target, tok, task, method=method, benchmark=benchmark, fmt=fmt,
+                  train={"seed": seed, "progress": False})
+    run = {"seconds": res.log.seconds, "steps": res.log.steps, "stopped": res.log.stopped,
+           "method_config": res.method_config, "train_config": res.train_config}
+    if isinstance(res.model, PreTrainedModel):
+        # Inference-time wrappers (ECO, WHP logits) are cheap to rebuild and are not saved here.
+        save_model_atomic(res.model, None, save_dir, extra_files={"run.json": json.dumps(run, default=str)})
+    return res.model, run
 
 
 def _merge_seeds(reports: list[tuple[int, Report]]) -> Report:
