@@ -127,7 +127,7 @@ def demo(quick: bool = False, split: str = "forget10", out_dir: str = "obliviate
 
 def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = None, split: str = "forget10",
           seeds: Optional[list[int]] = None, attacks: Optional[list[str]] = None, out_dir: str = "obliviate-bench",
-          quick: bool = False) -> None:
+          quick: bool = False, ulira_shadows: Optional[int] = None, challenge_models: Optional[int] = None) -> None:
     """Compare methods x seeds on a benchmark; writes report.json and a self-contained report.html.
 
     Args:
@@ -138,6 +138,8 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
         attacks: attacks to apply to every unlearned model (default: quantize_int4).
         out_dir: output folder.
         quick: use the small recipe (digits: 4 U-LiRA shadows and 4 challenge models instead of 16).
+        ulira_shadows: digits only: U-LiRA shadow models per seed (0 turns U-LiRA off).
+        challenge_models: digits only: models per arm of the challenge score (0 turns it off).
     """
     from obliviate.api import HEADLINE
     from obliviate.report.table import print_bench_table
@@ -149,8 +151,10 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
 
         out = Path(out_dir) / "report.json"
         report = bench_digits(methods=methods or "all", scenario=split if split != "forget10" else "random10",
-                              seeds=seeds or [0, 1, 2], ulira_shadows=4 if quick else 16,
-                              challenge_models=4 if quick else 16, out=str(out), progress=True)
+                              seeds=seeds or [0, 1, 2],
+                              ulira_shadows=ulira_shadows if ulira_shadows is not None else (4 if quick else 16),
+                              challenge_models=challenge_models if challenge_models is not None else (4 if quick else 16),
+                              out=str(out), progress=True)
         print_digits_table(report)
         print(f"report written to {out}")
         return

@@ -165,3 +165,30 @@ def test_bench_digits_smoke(cache, noop_method, tmp_path, capsys):
     assert load_report(out)["task"]["scenario"] == "random10"
     print_digits_table(rep)
     assert noop_method in capsys.readouterr().out
+
+
+def test_bench_digits_resumes_finished_methods(cache, noop_method, tmp_path, monkeypatch):
+    import obliviate.benchmarks.digits_bench as db
+    import obliviate.metrics.classification as cm
+
+    out = tmp_path / "digits.json"
+    first = db.bench_digits([noop_method], scenario="random10", seeds=(0,), ulira_shadows=2, challenge_models=2,
+                            out=str(out))
+    parts = list((tmp_path / "digits.parts").rglob("*.json"))
+    assert {p.name for p in parts} == {"seed0_original.json", "seed0_retrain.json", f"seed0_{noop_method}.json"}
+
+    def must_not_run(*a, **k):
+        raise AssertionError("a finished row was recomputed")
+
+    for name in ("train_ulira_shadows", "train_retrained_arm", "ulira", "challenge_score", "_call_unlearn"):
+        monkeypatch.setattr(cm, name, must_not_run)
+    again = db.bench_digits([noop_method], scenario="random10", seeds=(0,), ulira_shadows=2, challenge_models=2,
+                            out=str(out))
+    for row in ("original", "retrain", noop_method):
+        for k in ("unlearning_accuracy", "mia_efficacy", "avg_gap", "ulira_auc", "challenge_score"):
+            assert again.value(row, k) == pytest.approx(first.value(row, k)), (row, k)
+    # different settings are a different bench: nothing is reused
+    monkeypatch.undo()
+    other = db.bench_digits([noop_method], scenario="random10", seeds=(0,), ulira_shadows=0, challenge_models=0,
+                            out=str(out))
+    assert "ulira_auc" not in other.models[noop_method].metrics

@@ -57,6 +57,50 @@ def _aggregate(per_seed: list[MetricResult]) -> dict:
     return d
 
 
+class _Checkpoints:
+    """Per (seed, method) results of a bench that writes ``out``: kept next to it in
+    ``<out stem>.parts/``, each written atomically, so a killed bench rerun with the same
+    settings resumes at the first unfinished method. Without ``out`` nothing is kept."""
+
+    def __init__(self, out: str | None, scenario: str, arch: str, shadows: int, challenge: int, overrides: dict):
+        import hashlib
+        import json
+
+        self.dir = None
+        if out is not None:
+            from pathlib import Path
+
+            key = json.dumps([scenario, arch, shadows, challenge, overrides], sort_keys=True, default=str)
+            tag = hashlib.sha256(key.encode()).hexdigest()[:10]
+            self.dir = Path(out).with_suffix("").parent / f"{Path(out).stem}.parts" / tag
+
+    def _path(self, seed: int, row: str):
+        return self.dir / f"seed{seed}_{row}.json"
+
+    def done(self, seed: int, row: str) -> bool:
+        return self.dir is not None and self._path(seed, row).exists()
+
+    def save(self, seed: int, row: str, ms: dict, secs: float | None, skipped: dict) -> None:
+        if self.dir is None:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic({"metrics": {k: r.to_dict() for k, r in ms.items()}, "seconds": secs, "skipped": skipped},
+                          self._path(seed, row))
+
+    def restore(self, seed: int, row: str, rows: dict, seconds: dict, skipped: dict) -> None:
+        import json
+
+        d = json.loads(self._path(seed, row).read_text())
+        for k, r in d["metrics"].items():
+            r["value"] = float("nan") if r["value"] is None else r["value"]
+            r["ci"] = tuple(r["ci"]) if r["ci"] is not None else None
+            rows.setdefault(row, {}).setdefault(k, []).append(MetricResult(**r))
+        if d["seconds"] is not None:
+            seconds.setdefault(row, []).append(d["seconds"])
+        if d["skipped"]:
+            skipped.setdefault(row, {}).update(d["skipped"])
+
+
 def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10", seeds: Sequence[int] = (0, 1, 2),
                  arch: str = "mlp", ulira_shadows: int = 16, challenge_models: int = 16, out: str | None = None,
                  method_overrides: dict[str, dict] | None = None, progress: bool = False) -> Report:
@@ -79,12 +123,14 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
     seconds: dict[str, list[float]] = {}
     skipped: dict[str, dict[str, str]] = {}
     task = None
+    ckpt = _Checkpoints(out, scenario, arch, ulira_shadows, challenge_models, overrides)
     for seed in seeds:
         task = load_digits_task(scenario, seed, arch)
         original = original_model(scenario, seed, arch)
         oracle = oracle_model(scenario, seed, arch)
-        shadows = cm.train_ulira_shadows(task, ulira_shadows, seed) if ulira_shadows else None
-        arm = cm.train_retrained_arm(task, challenge_models, seed) if challenge_models else None
+        todo = [r for r in ["original", "retrain", *names] if not ckpt.done(seed, r)]
+        shadows = cm.train_ulira_shadows(task, ulira_shadows, seed) if ulira_shadows and todo else None
+        arm = cm.train_retrained_arm(task, challenge_models, seed) if challenge_models and todo else None
         oracle_metrics = cm.classification_metrics(oracle, task, seed=seed)
         # relearning target: the original model's accuracy on the forget set
         relearn_target = 100.0 - cm.classification_metrics(original, task, seed=seed)["unlearning_accuracy"].value
@@ -92,12 +138,16 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
                                                                     ("retrain", _retrain, oracle)]
         candidates += [(n, fns[n], None) for n in names]
         for row, fn, model in candidates:
+            if ckpt.done(seed, row):  # finished by an earlier (killed) run of the same bench
+                ckpt.restore(seed, row, rows, seconds, skipped)
+                continue
             if model is None:
                 t0 = time.perf_counter()
                 try:
                     model = cm._call_unlearn(fn, original, task, seed)
                 except Exception as e:  # a broken method must not sink the whole comparison
                     skipped.setdefault(row, {})["run"] = f"{type(e).__name__}: {e}"
+                    ckpt.save(seed, row, {}, None, skipped[row])
                     continue
                 seconds.setdefault(row, []).append(time.perf_counter() - t0)
             if progress:
@@ -124,6 +174,7 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
                     skipped.setdefault(row, {})["challenge_score"] = str(e)
             for k, r in ms.items():
                 rows.setdefault(row, {}).setdefault(k, []).append(r)
+            ckpt.save(seed, row, ms, seconds[row][-1] if row in seconds else None, skipped.get(row, {}))
 
     assert task is not None, "bench_digits needs at least one seed"
     report = Report(kind="bench", task={
