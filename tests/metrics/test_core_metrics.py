@@ -51,6 +51,15 @@ def test_auc_separable_reversed_and_identical():
     assert mia.mia_auc([0.5, 0.5], [0.5, 0.5]) == 0.5
 
 
+def test_rank_auc_matches_sklearn_with_ties():
+    # hand-worked: members {1, 2, 2}, non-members {2, 3}: pairs (m < n) = 1·2 + (0.5 + 1) + (0.5 + 1) = 5 of 6
+    assert mia.rank_auc([1, 2, 2], [2, 3]) == pytest.approx(5 / 6)
+    rng = np.random.default_rng(0)
+    m, n = rng.integers(0, 5, 40).astype(float), rng.integers(1, 6, 30).astype(float)  # many ties
+    assert mia.rank_auc(m, n) == pytest.approx(mia.mia_auc(m, n), abs=1e-12)
+    assert mia.rank_auc([0.8, 0.9], [0.1, 0.2]) == 0.0
+
+
 def test_min_k_drops_last_token_and_guards_length():
     lp = np.array([-1.0, -5.0, -2.0, -4.0, -9.0])  # last (-9, EOS) dropped
     # k=0.5 of 4 tokens -> 2 lowest: -5, -4 -> score 4.5

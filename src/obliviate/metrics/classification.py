@@ -300,6 +300,8 @@ def ulira_from_scores(unlearned_scores: np.ndarray, retrained_scores: np.ndarray
     number of negatives supporting it (FPR α needs ≥ 1/α negatives to mean anything)."""
     from sklearn.metrics import roc_auc_score
 
+    from obliviate.metrics.mia import rank_auc
+
     pos = np.asarray(unlearned_scores, np.float64)
     neg = np.asarray(retrained_scores, np.float64)
     pos, neg = pos[~np.isnan(pos)], neg[~np.isnan(neg)]
@@ -307,8 +309,8 @@ def ulira_from_scores(unlearned_scores: np.ndarray, retrained_scores: np.ndarray
         raise ValueError("ulira: no example has enough IN and OUT shadow scores; train more shadows")
     y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
     auc = 100.0 * float(roc_auc_score(y, np.r_[pos, neg]))
-    ci = paired_bootstrap_ci(pos, neg, lambda a, b: 100.0 * float(roc_auc_score(
-        np.r_[np.ones(len(a)), np.zeros(len(b))], np.r_[a, b])), n_boot=200)
+    # rank_auc(members=b, non-members=a) = P(score_a > score_b): the same AUC without sklearn's overhead
+    ci = paired_bootstrap_ci(pos, neg, lambda a, b: 100.0 * rank_auc(b, a), n_boot=200)
     details = {"n_pos": len(pos), "n_neg": len(neg), "n_shadows": n_shadows, "coverage": coverage}
     for alpha, key in ((0.01, "tpr_at_1pct_fpr"), (0.001, "tpr_at_0.1pct_fpr")):
         details[key] = 100.0 * tpr_at_fpr(pos, neg, alpha)

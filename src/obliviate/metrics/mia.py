@@ -15,6 +15,7 @@ import zlib as _zlib
 from typing import Callable
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from obliviate.metrics.base import MetricResult, MissingReferenceError, paired_bootstrap_ci
@@ -30,6 +31,14 @@ def mia_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
     m, n = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
     labels = np.r_[np.zeros(len(m)), np.ones(len(n))]
     return float(roc_auc_score(labels, np.r_[m, n]))
+
+
+def rank_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
+    """The same AUC as :func:`mia_auc` by the Mann-Whitney rank sum (ties count one half), without
+    scikit-learn's per-call input validation: the bootstrap calls it hundreds of times."""
+    m, n = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
+    ranks = rankdata(np.r_[m, n])
+    return float((ranks[len(m):].sum() - len(n) * (len(n) + 1) / 2) / (len(m) * len(n)))
 
 
 def min_k_score(token_logprobs: np.ndarray, k: float = 0.4, drop_last: bool = True) -> float:
@@ -90,7 +99,7 @@ def scores_min_k_pp(ss: ScoredSet, k: float = 0.4) -> np.ndarray:
 def _auc_result(name: str, member: np.ndarray, nonmember: np.ndarray, details: dict | None = None,
                 compared_to: str | None = None) -> MetricResult:
     return MetricResult(name, mia_auc(member, nonmember), "closer_to_reference", n=len(member) + len(nonmember),
-                        ci=paired_bootstrap_ci(member, nonmember, mia_auc, n_boot=200),
+                        ci=paired_bootstrap_ci(member, nonmember, rank_auc, n_boot=200),
                         compared_to=compared_to,
                         details={"member": "forget (label 0)", "nonmember": "holdout (label 1)",
                                  "score": "loss-like, higher = non-member", **(details or {})})

@@ -81,12 +81,13 @@ class ScoringCache:
             mu = (p * logp).sum(-1)
             var = (p * logp.square()).sum(-1) - mu.square()
             tgt_lp = logp.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-            argmax_hit = logits.argmax(-1) == labels
-            mask = labels != -100
+            # one device->host copy per batch, then numpy slicing per row
+            tgt_lp, mu, var = (t.double().cpu().numpy() for t in (tgt_lp, mu, var.clamp_min(0)))
+            argmax_hit = (logits.argmax(-1) == labels).cpu().numpy()
+            mask = (labels != -100).cpu().numpy()
             for row, i in enumerate(idx):
                 m = mask[row]
-                results[i] = (tgt_lp[row][m].double().cpu().numpy(), argmax_hit[row][m].cpu().numpy(),
-                              mu[row][m].double().cpu().numpy(), var[row][m].clamp_min(0).double().cpu().numpy())
+                results[i] = (tgt_lp[row][m], argmax_hit[row][m], mu[row][m], var[row][m])
             self.forward_examples += len(idx)
         for i in range(len(enc)):
             lp, h, m_, v = results[i]
