@@ -70,7 +70,8 @@ def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, 
 
 def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] = None,
           holdout: Optional[str] = None, reference: Optional[str] = None, benchmark: Optional[str] = None,
-          split: str = "forget10", metrics: Optional[list[str]] = None, out: str = "audit.json") -> None:
+          split: str = "forget10", metrics: Optional[list[str]] = None, out: str = "audit.json",
+          ulira_shadows: int = 0) -> None:
     """Audit one or more models: every metric, with direction, CI and the gap to the oracle.
 
     Args:
@@ -83,6 +84,8 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
         split: benchmark split.
         metrics: only these metrics (default: all).
         out: report JSON path.
+        ulira_shadows: K > 0 adds the U-LiRA attack with K shadow fine-tunes (needs --benchmark and
+            --reference; each shadow costs one fine-tune of the benchmark recipe, cached).
     """
     from obliviate.api import HEADLINE
     from obliviate.api import audit as api_audit
@@ -106,7 +109,8 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
             raise SystemExit("audit needs --forget (or --benchmark)")
         task = ForgetTask("user", read_qa_file(forget), read_qa_file(retain) if retain else [],
                           read_qa_file(holdout) if holdout else [])
-    report = api_audit(models, task, tok, reference="oracle" if reference else None, metrics=metrics, out=out)
+    report = api_audit(models, task, tok, reference="oracle" if reference else None, metrics=metrics, out=out,
+                       ulira_shadows=ulira_shadows)
     print_table(report, [m for m in HEADLINE if any(m in e.metrics or m in e.skipped for e in report.models.values())])
     print(f"report written to {out}")
 
@@ -127,7 +131,8 @@ def demo(quick: bool = False, split: str = "forget10", out_dir: str = "obliviate
 
 def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = None, split: str = "forget10",
           seeds: Optional[list[int]] = None, attacks: Optional[list[str]] = None, out_dir: str = "obliviate-bench",
-          quick: bool = False, ulira_shadows: Optional[int] = None, challenge_models: Optional[int] = None) -> None:
+          quick: bool = False, ulira_shadows: Optional[int] = None, challenge_models: Optional[int] = None,
+          arch: str = "mlp") -> None:
     """Compare methods x seeds on a benchmark; writes report.json and a self-contained report.html.
 
     Args:
@@ -140,6 +145,7 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
         quick: use the small recipe (digits: 4 U-LiRA shadows and 4 challenge models instead of 16).
         ulira_shadows: digits only: U-LiRA shadow models per seed (0 turns U-LiRA off).
         challenge_models: digits only: models per arm of the challenge score (0 turns it off).
+        arch: digits only: mlp or cnn.
     """
     from obliviate.api import HEADLINE
     from obliviate.report.table import print_bench_table
@@ -151,7 +157,7 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
 
         out = Path(out_dir) / "report.json"
         report = bench_digits(methods=methods or "all", scenario=split if split != "forget10" else "random10",
-                              seeds=seeds or [0, 1, 2],
+                              seeds=seeds or [0, 1, 2], arch=arch,
                               ulira_shadows=ulira_shadows if ulira_shadows is not None else (4 if quick else 16),
                               challenge_models=challenge_models if challenge_models is not None else (4 if quick else 16),
                               out=str(out), progress=True)

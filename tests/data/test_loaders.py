@@ -110,3 +110,26 @@ def test_missing_local_path_is_a_clear_error(tmp_path):
 def test_hub_offline_raises_with_instructions(call):
     with pytest.raises(DatasetUnavailableError, match="huggingface-cli download .* --repo-type dataset"):
         call()
+
+
+def test_muse_knowmem_questions_follow_their_in_context_examples(tiny_model, tiny_tokenizer):
+    from obliviate.scoring.cache import ScoringCache
+    from obliviate.scoring.views import build_view
+
+    task = loaders.load_muse("news", FIX / "muse_news")
+    cache = ScoringCache(tiny_tokenizer, max_new_tokens=4)
+    seen = {}
+    score = cache.score
+
+    def recording(model, key, prompts, answers, *a, **k):
+        seen[key] = list(prompts)
+        return score(model, key, prompts, answers, *a, **k)
+
+    cache.score = recording
+    build_view(tiny_model, "m", task, cache)
+    icl = task.metadata["knowmem_icl"]["forget_qa_icl"]
+    first = seen["knowmem_forget:answer"][0]
+    shots = "".join(f"Question: {ex['question']}\nAnswer: {ex['answer']}\n\n" for ex in icl)
+    assert first == shots + "Question: forget_qa question 0?\nAnswer:"
+    assert seen["knowmem_retain:answer"][0].startswith("Question: " + task.metadata["knowmem_icl"]["retain_qa_icl"][0]
+                                                       ["question"])

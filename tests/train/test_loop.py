@@ -113,3 +113,34 @@ def test_bad_best_rule():
     spec = _spec("ga")
     with pytest.raises(ValueError, match="best_rule"):
         run_unlearning(None, None, None, spec, None, _cfg(best_rule="best"))
+
+
+def test_raw_text_tasks_unlearn_through_the_same_loop(tiny_model, tiny_tokenizer):
+    """MUSE/WMDP-style tasks carry raw documents: they are chunked into max_length windows and the
+    forget loss rises on them, while a method that needs alternative answers says why it cannot run."""
+    import copy
+    from pathlib import Path
+
+    from obliviate.data import loaders
+    from obliviate.data.formatting import collate
+    from obliviate.train.loop import encode_texts
+
+    task = loaders.load_muse("news", Path(__file__).parents[1] / "fixtures" / "muse_news")
+    assert task.forget_texts and not task.forget
+    chunks = encode_texts(["alpha beta gamma " * 40], tiny_tokenizer, max_length=16)
+    assert len(chunks) > 1 and all(len(c.input_ids) <= 16 for c in chunks)
+    assert all(c.input_ids[0] == tiny_tokenizer.bos_token_id and c.n_prompt == 1 for c in chunks)
+
+    def forget_nll(model):
+        b = collate(encode_texts(task.forget_texts, tiny_tokenizer, 64), tiny_tokenizer.pad_token_id)
+        with torch.no_grad():
+            return float(model(**b).loss)
+
+    spec = _spec("graddiff")
+    before = forget_nll(tiny_model)
+    out, log = run_unlearning(copy.deepcopy(tiny_model), tiny_tokenizer, task, spec, spec.make_config(),
+                              _cfg(max_steps=8, lr=5e-3, max_length=64))
+    assert log.steps == 8 and forget_nll(out) > before + 0.1
+    idk = _spec("idk")
+    with pytest.raises(ValueError, match="raw forget texts"):
+        run_unlearning(copy.deepcopy(tiny_model), tiny_tokenizer, task, idk, idk.make_config(), _cfg())

@@ -14,9 +14,9 @@ GENERATED_SETS = ("forget", "retain", "world_facts", "real_authors", "knowmem_fo
 
 
 def _score_items(cache: ScoringCache, model: torch.nn.Module, key: str, items: list[QAItem], view: AuditView,
-                 generate: bool) -> None:
+                 generate: bool, context: str = "") -> None:
     fmt, tok = cache.fmt, cache.tokenizer
-    prompts = [fmt.prompt(it.question, tok) for it in items]
+    prompts = [context + fmt.prompt(it.question, tok) for it in items]
     ids = [it.id for it in items]
     view.sets[key] = cache.score(model, f"{key}:answer", prompts, [fmt.answer(it.answer) for it in items], ids,
                                  generate=generate)
@@ -37,6 +37,17 @@ def _score_items(cache: ScoringCache, model: torch.nn.Module, key: str, items: l
         ]
 
 
+def icl_context(task: ForgetTask, key: str, cache: ScoringCache) -> str:
+    """MUSE KnowMem asks each question after its split's in-context examples (``knowmem/*_qa_icl``,
+    kept by the loader in ``metadata["knowmem_icl"]``): each example as a prompt and its answer,
+    separated by blank lines, then the question. Other sets have no context."""
+    if not key.startswith("knowmem_"):
+        return ""
+    shots = task.metadata.get("knowmem_icl", {}).get(f"{key[len('knowmem_'):]}_qa_icl") or []
+    fmt, tok = cache.fmt, cache.tokenizer
+    return "".join(fmt.prompt(ex["question"], tok) + fmt.answer(ex["answer"]) + "\n\n" for ex in shots)
+
+
 def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: ScoringCache, *, generate: bool = True,
                max_retain: int = 200, gradnorm: bool = False) -> AuditView:
     """Score ``model`` on every set of ``task`` (forget, retain, holdout, eval sets).
@@ -49,7 +60,8 @@ def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: Scori
     sets = {"forget": task.forget, "retain": task.retain[:max_retain], "holdout": task.holdout, **task.eval_sets}
     for key, items in sets.items():
         if items:
-            _score_items(cache, model, key, list(items), view, generate and key in GENERATED_SETS)
+            _score_items(cache, model, key, list(items), view, generate and key in GENERATED_SETS,
+                         icl_context(task, key, cache))
     for key, texts in (("forget_text", task.forget_texts), ("retain_text", task.retain_texts),
                        ("holdout_text", task.holdout_texts)):
         if texts:

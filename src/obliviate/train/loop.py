@@ -13,14 +13,14 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from transformers import PreTrainedTokenizerBase, get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
-from obliviate.data.formatting import PromptFormat, collate, encode_pair
+from obliviate.data.formatting import Encoded, PromptFormat, collate, encode_pair
 from obliviate.data.task import ForgetTask, QAItem
 from obliviate.methods import losses
 from obliviate.methods.base import MethodSpec, StepContext, remove_gradient_masks
@@ -119,6 +119,20 @@ def encode_items(items: list[QAItem], tokenizer: PreTrainedTokenizerBase, fmt: P
     return out
 
 
+def encode_texts(texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> list:
+    """Raw documents (MUSE News/Books, WMDP corpora) as training examples: each text is tokenised
+    once and cut into consecutive windows of ``max_length`` tokens (BOS first when the tokenizer has
+    one), every token a label, as MUSE's unlearning scripts train on fixed-length chunks."""
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    width = max(1, max_length - len(bos))
+    out = []
+    for t in texts:
+        ids = tokenizer(t, add_special_tokens=False)["input_ids"]
+        for s in range(0, len(ids), width):
+            out.append(Encoded(bos + ids[s:s + width], len(bos)))
+    return out
+
+
 def _schedule(n: int, batch_size: int, n_micro: int, rng: random.Random) -> list[list[int]]:
     """``n_micro`` micro-batches of indices into ``n`` items, reshuffled every pass (epoch)."""
     out: list[list[int]] = []
@@ -182,9 +196,12 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
         for p in reference.parameters():
             p.requires_grad_(False)
 
+    # QA items and raw documents (MUSE/WMDP-style tasks) feed the same forget / retain streams
     streams = {
-        "forget": encode_items(task.forget, tokenizer, fmt, train_cfg.max_length),
-        "retain": encode_items(task.retain, tokenizer, fmt, train_cfg.max_length) if task.retain else [],
+        "forget": encode_items(task.forget, tokenizer, fmt, train_cfg.max_length)
+        + encode_texts(task.forget_texts, tokenizer, train_cfg.max_length),
+        "retain": encode_items(task.retain, tokenizer, fmt, train_cfg.max_length)
+        + encode_texts(task.retain_texts, tokenizer, train_cfg.max_length),
         "forget_alt": encode_items(task.forget, tokenizer, fmt, train_cfg.max_length, answer="alt",
                                    refusals=tuple(task.metadata.get("idk_answers", DEFAULT_REFUSALS)),
                                    seed=train_cfg.seed),
@@ -197,6 +214,10 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     rng = random.Random(train_cfg.seed)
     plans = {s: _schedule(len(streams[s]), train_cfg.batch_size, n_micro, rng)
              for s in spec.streams if streams.get(s) and s != "forget_alt"}
+    if "forget_alt" in spec.streams and task.forget_texts:
+        raise ValueError(f"method {spec.name!r} pairs each forget question with an alternative answer; the task's "
+                         f"raw forget texts ({len(task.forget_texts)}) have none. Give the forget data as QA items, "
+                         "or pick a method that reads raw text (ga, graddiff, npo, simnpo, rmu, ...).")
     if "forget_alt" in spec.streams:
         # forget_alt holds the same questions as forget, with alternative answers: keep the two
         # aligned row by row (DPO's win/lose pairs, FLAT's template/forget pairs).
