@@ -95,7 +95,7 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
           metrics: Sequence[str] | None = None, fmt: PromptFormat | None = None, cache: ScoringCache | None = None,
           roles: dict[str, str] | None = None, runs: dict[str, dict] | None = None,
           attacks: Sequence[str] = (), attack_params: dict[str, dict] | None = None,
-          attack_models: Sequence[str] | None = None, gradnorm: bool = False,
+          attack_models: Sequence[str] | None = None, gradnorm: bool = False, ulira_shadows: int = 0,
           out: str | os.PathLike | None = None, kind: str = "audit") -> Report:
     """Score every model once and compute every metric (or ``metrics``) from the shared cache.
 
@@ -106,6 +106,8 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
     ``report.tables["attacks"]`` lists every metric before and after, plus the share of the
     removed forget knowledge that the attack brings back. ``gradnorm`` adds the per-example
     gradient norms that the gradient-norm MIA reads (one backward pass per forget/holdout item).
+    ``ulira_shadows`` = K > 0 adds the U-LiRA per-example attack (``metrics.lm_ulira``): K shadow
+    fine-tunes of the benchmark's recipe (cached), then one AUC per model against the reference.
     """
     if reference is not None and reference not in models:
         raise ValueError(f"reference {reference!r} is not among the audited models ({', '.join(models)})")
@@ -129,14 +131,36 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
             except KeyError as e:  # the task lacks a set this metric reads
                 entry.skipped[mname] = str(e)
         report.models[name] = entry
+    if ulira_shadows:
+        _add_ulira(report, models, task, tokenizer, cache, reference, ulira_shadows)
     if attacks:
         _run_attacks(report, models, views, task, tokenizer, cache, fns, ref_view, reference, attacks,
                      attack_params or {}, attack_models)
-    used = set(fns) | set(attacks)
+    used = set(fns) | set(attacks) | ({"ulira"} if ulira_shadows else set())
     report.citations = [p.record() for p in registry.plugins() if p.name in used and p.arxiv]
     if out is not None:
         write_json_atomic(report.to_dict(), out)
     return report
+
+
+def _add_ulira(report: Report, models: dict, task: ForgetTask, tokenizer: Any, cache: ScoringCache,
+               reference: str | None, n_shadows: int) -> None:
+    from obliviate.metrics.lm_ulira import lm_ulira, train_lm_shadows
+
+    try:
+        if reference is None:
+            raise MissingReferenceError("U-LiRA compares each model with the retrain oracle; pass reference=")
+        shadows = train_lm_shadows(task, n_shadows)
+    except MissingReferenceError as e:
+        for entry in report.models.values():
+            entry.skipped["ulira"] = str(e)
+        return
+    for name, model in models.items():
+        try:
+            report.models[name].metrics["ulira"] = lm_ulira(model, models[reference], task, tokenizer,
+                                                            shadows=shadows, cache=cache).to_dict()
+        except ValueError as e:  # too few IN/OUT shadow scores for every item
+            report.models[name].skipped["ulira"] = str(e)
 
 
 def load_task(benchmark: str = "fictional_authors", split: str = "forget10", **kwargs: Any) -> ForgetTask:

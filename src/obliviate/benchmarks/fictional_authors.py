@@ -20,6 +20,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
@@ -125,8 +126,26 @@ class FictionalAuthors:
             eval_sets={"world_facts": list(self.world.world_facts), "real_authors": list(self.world.real_authors)},
             metadata={"benchmark": "fictional_authors", "split": split, "recipe": self.recipe.key(),
                       "idk_answers": list(self.world.idk_answers), "forget_authors": forget_ids},
-            builders={"retrain": lambda seed: self.load("oracle", split, seed), "dp_base": self.load_dp_base},
+            builders={"retrain": lambda seed: self.load("oracle", split, seed), "dp_base": self.load_dp_base,
+                      "shadow": lambda members, seed: self.load_shadow(split, members, seed)},
         )
+
+    def load_shadow(self, split: str, members: Sequence[int], seed: int) -> LlamaForCausalLM:
+        """A shadow original for U-LiRA: the target's fine-tuning recipe on the retain authors plus
+        the forget items at ``members`` (indices into ``task(split).forget``). Cached per member set."""
+        members = sorted(int(i) for i in members)
+        tag = hashlib.sha256(json.dumps(members).encode()).hexdigest()[:10]
+        d = self.root / f"shadow_{split}" / f"seed{seed}_{tag}"
+        if not (d / "model.safetensors").exists():
+            tok = self.tokenizer()
+            task = self.task(split)
+            facts = list(task.retain) + [task.forget[i] for i in members]
+            model = self.load("base")
+            cfg = dataclasses.replace(self.recipe.finetune, seed=seed)
+            examples = _fact_examples(facts, tok, self.fmt) + _qa_examples(self._utility_items(), tok, self.fmt)
+            sft(model, tok, examples, cfg, progress=None)
+            save_model_atomic(model, tok, d)
+        return LlamaForCausalLM.from_pretrained(d, use_safetensors=True).eval()
 
     def load_dp_base(self, seed: int | None = None, epsilon: float = 1.0) -> LlamaForCausalLM:
         """The base model further trained with DP-SGD on every author (DP2Unlearning's disclosure-

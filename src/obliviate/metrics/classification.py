@@ -328,6 +328,15 @@ class UliraShadows:
     seed: int = 0
 
 
+def balanced_in_mask(n_shadows: int, n: int, seed: int = 0) -> np.ndarray:
+    """(K, n) bool: shadow k trains on example j. Each example is IN for exactly ⌊K/2⌋ shadows, chosen
+    by a per-example random ranking of the shadows (as in LiRA), so every example gets K/2 IN and
+    K/2 OUT scores."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort(rng.random((n_shadows, n)), axis=0)
+    return order < n_shadows // 2
+
+
 def train_ulira_shadows(task: Any, n_shadows: int = 16, seed: int = 0) -> UliraShadows:
     """Train K shadow originals on D_r ∪ (a random half of D_f).
 
@@ -339,10 +348,7 @@ def train_ulira_shadows(task: Any, n_shadows: int = 16, seed: int = 0) -> UliraS
         raise ValueError("ulira needs task.train_fn to train shadow models")
     if n_shadows < 2:
         raise ValueError("ulira needs at least 2 shadow models (16+ for a meaningful attack)")
-    n = len(task.forget_set)
-    rng = np.random.default_rng(seed)
-    order = np.argsort(rng.random((n_shadows, n)), axis=0)  # per-example random ranking of the shadows
-    in_mask = order < n_shadows // 2
+    in_mask = balanced_in_mask(n_shadows, len(task.forget_set), seed)
     originals = []
     for k in range(n_shadows):
         data = ConcatDataset([task.retain_set, Subset(task.forget_set, np.flatnonzero(in_mask[k]).tolist())])
