@@ -199,6 +199,14 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
     report.citations = [p.record() for p in cites]
     report.notes.append("Accuracies, MIA-Efficacy and gaps in percent; values are means over seeds; 'std' is the "
                         "population std (ddof=0) over seeds.")
+    if ulira_shadows and scenario != "random10":
+        report.notes.append(
+            "U-LiRA's shadows each train on a random half of the forget set, so they model forgetting "
+            "individual examples. When the forget set is a whole class or sub-class, a shadow still knows the "
+            "class from the other half. The oracle, which never saw the class, then lies outside both the IN "
+            "and OUT score distributions, and U-LiRA understates how far even the original model is from "
+            "retraining. Read U-LiRA on the random10 scenario; for class forgetting, read UA, MIA-Efficacy "
+            "and the challenge score.")
     if out:
         write_json_atomic(report.to_dict(), out)
     return report
