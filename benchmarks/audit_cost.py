@@ -18,7 +18,8 @@ import time
 import torch
 
 from obliviate.api import audit
-from obliviate.benchmarks.fictional_authors import FictionalAuthorsRecipe, load_fictional_authors
+from obliviate.benchmarks.fictional_authors import load_fictional_authors
+from obliviate.demo import benchmark_recipe
 from obliviate.data.formatting import collate, encode_pair
 from obliviate.scoring.views import GENERATED_SETS
 
@@ -54,13 +55,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="use the small benchmark recipe")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    if args.quick:
-        from obliviate.demo import quick_recipe
-
-        recipe = quick_recipe()
-    else:
-        recipe = FictionalAuthorsRecipe()
-    b = load_fictional_authors(recipe)
+    b = load_fictional_authors(benchmark_recipe(args.quick))
     tok, task, model = b.tokenizer(), b.task("forget10"), b.load("target")
     oracle = b.load("oracle", "forget10")
     bare_t, audit_t = [], []

@@ -21,7 +21,8 @@ import torch
 import obliviate
 from obliviate.api import recovered_share
 from obliviate.attacks.quantize import quantize_model_rtn
-from obliviate.benchmarks.fictional_authors import FictionalAuthorsRecipe, load_fictional_authors
+from obliviate.benchmarks.fictional_authors import load_fictional_authors
+from obliviate.demo import benchmark_recipe
 
 
 def forget_prob(model, task, tok, fmt) -> tuple[float, float]:
@@ -37,13 +38,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="use the small benchmark recipe")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    if args.quick:
-        from obliviate.demo import quick_recipe
-
-        recipe = quick_recipe()
-    else:
-        recipe = FictionalAuthorsRecipe()
-    b = load_fictional_authors(recipe)
+    b = load_fictional_authors(benchmark_recipe(args.quick))
     tok, task, target = b.tokenizer(), b.task("forget10"), b.load("target")
     kt, _ = forget_prob(target, task, tok, b.fmt)
     kt4, _ = forget_prob(quantize_model_rtn(target, 4, 128)[0], task, tok, b.fmt)

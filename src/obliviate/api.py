@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -217,7 +217,7 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
     """Run ``methods`` x ``seeds`` on a benchmark split, audit everything against the oracle, and
     write ``report.json`` and ``report.html`` into ``out_dir``. ``methods="all"`` runs every
     registered text method that has a preset for the benchmark."""
-    from obliviate.benchmarks.fictional_authors import FictionalAuthorsRecipe, load_fictional_authors
+    from obliviate.benchmarks.fictional_authors import load_fictional_authors
     from obliviate.presets import list_presets
 
     if benchmark != "fictional_authors":
@@ -229,13 +229,9 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
     entries: dict[str, Any] = {}
     reports = []
     for seed in seeds:
-        if quick:
-            from obliviate.demo import quick_recipe
+        from obliviate.demo import benchmark_recipe
 
-            recipe = quick_recipe(seed)
-        else:
-            recipe = replace(FictionalAuthorsRecipe(), seed=seed)
-        b = load_fictional_authors(recipe)
+        b = load_fictional_authors(benchmark_recipe(quick, seed))
         tok, task = b.tokenizer(), b.task(split)
         models = {"target": b.load("target"), "oracle": b.load("oracle", split)}
         runs = {}

@@ -28,6 +28,11 @@ def quick_recipe(seed: int = 0) -> FictionalAuthorsRecipe:
     )
 
 
+def benchmark_recipe(quick: bool = False, seed: int = 0) -> FictionalAuthorsRecipe:
+    """The built-in benchmark's recipe: the full one, or :func:`quick_recipe` for tests and smoke runs."""
+    return quick_recipe(seed) if quick else FictionalAuthorsRecipe(seed=seed)
+
+
 def demo(quick: bool = False, split: str = "forget10", methods: Sequence[str] = DEMO_METHODS,
          out_dir: str = "obliviate-out", seed: int = 0) -> Path:
     """Run the whole pipeline offline on the built-in benchmark and print one table.
