@@ -71,3 +71,14 @@ def test_npo_forgets_and_keeps_retain(quick_bench, models):
     assert f_after < 0.5 * f_before, (f_before, f_after)
     # stated tolerance: retain answer probability drops by at most 0.15 (absolute)
     assert r_after > r_before - 0.15, (r_before, r_after)
+
+
+def test_retain_training_items_are_the_training_data_minus_the_forget_authors(quick_bench):
+    task = quick_bench.task("forget10")
+    items = task.builders["retain_items"]()
+    forget_q = {it.question for it in task.forget}
+    assert not forget_q & {it.question for it in items}
+    answers = {(it.question, it.answer) for it in items}
+    assert all((it.question, it.answer) in answers for it in task.retain)
+    assert all((it.question, it.paraphrased_answer) in answers for it in task.retain if it.paraphrased_answer)
+    assert all((it.question, it.answer) in answers for it in task.eval_sets["world_facts"])  # the replay

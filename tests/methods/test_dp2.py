@@ -30,3 +30,31 @@ def test_dp_sgd_base_spends_at_most_the_target_epsilon(tiny_model, tiny_tokenize
     assert any(changed)
     # every parameter is trainable again and no Opacus per-sample state is left behind
     assert all(p.requires_grad and not hasattr(p, "grad_sample") for p in tiny_model.parameters())
+
+
+def test_unlearning_fine_tunes_the_dp_base_on_all_non_forget_training_data(tiny_model, tiny_tokenizer, tiny_task,
+                                                                          monkeypatch):
+    import copy
+    from dataclasses import replace
+
+    import obliviate.methods.llm.dp2 as dp2_mod
+    from obliviate.api import unlearn
+
+    base = copy.deepcopy(tiny_model)
+    extra = list(tiny_task.eval_sets["world_facts"])
+    seen = {}
+
+    def fake_sft(model, tok, items, fmt, train, **k):
+        seen["model"], seen["items"] = model, list(items)
+        return []
+
+    monkeypatch.setattr(dp2_mod, "sft_on_items", fake_sft)
+    task = replace(tiny_task, builders={"dp_base": lambda seed, eps: base,
+                                        "retain_items": lambda: list(tiny_task.retain) + extra})
+    res = unlearn(tiny_model, tiny_tokenizer, task, method="dp2", train={"progress": False})
+    assert res.model is base and seen["model"] is base  # the deployed model is discarded
+    assert seen["items"] == list(tiny_task.retain) + extra
+    # without the builder the task's retain set is the data
+    unlearn(tiny_model, tiny_tokenizer, replace(task, builders={"dp_base": lambda seed, eps: base}), method="dp2",
+            train={"progress": False})
+    assert seen["items"] == list(tiny_task.retain)

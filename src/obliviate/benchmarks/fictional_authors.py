@@ -127,8 +127,20 @@ class FictionalAuthors:
             metadata={"benchmark": "fictional_authors", "split": split, "recipe": self.recipe.key(),
                       "idk_answers": list(self.world.idk_answers), "forget_authors": forget_ids},
             builders={"retrain": lambda seed: self.load("oracle", split, seed), "dp_base": self.load_dp_base,
-                      "shadow": lambda members, seed: self.load_shadow(split, members, seed)},
+                      "shadow": lambda members, seed: self.load_shadow(split, members, seed),
+                      "retain_items": lambda: self.retain_training_items(split)},
         )
+
+    def retain_training_items(self, split: str) -> list[QAItem]:
+        """Everything the target trained on except the forget authors, as QA items: the retain facts in
+        both surface forms (answer and paraphrased answer) plus the world-fact / real-author replay.
+        This is the data the exact oracle fine-tunes on (DP2Unlearning's "retain" data)."""
+        from dataclasses import replace as _replace
+
+        _, retain_ids = split_forget(self.world, split)
+        facts = [it for a in retain_ids for it in self.world.author_qa[a]]
+        paraphrased = [_replace(it, answer=it.paraphrased_answer) for it in facts if it.paraphrased_answer]
+        return facts + paraphrased + self._utility_items()
 
     def load_shadow(self, split: str, members: Sequence[int], seed: int) -> LlamaForCausalLM:
         """A shadow original for U-LiRA: the target's fine-tuning recipe on the retain authors plus

@@ -48,7 +48,8 @@ class ForgetTask:
     # Model builders a benchmark that knows its own training recipe provides (never serialised):
     # "retrain": (seed) -> the original recipe re-run on retain only (the ``retrain`` method);
     # "dp_base": (seed, epsilon) -> the DP-SGD-trained base model (the ``dp2`` method);
-    # "shadow": (forget indices, seed) -> the original recipe on retain + those forget items (U-LiRA).
+    # "shadow": (forget indices, seed) -> the original recipe on retain + those forget items (U-LiRA);
+    # "retain_items": () -> all training data but the forget set, when it is more than ``retain``.
     builders: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False, compare=False)
 
     def validate(self) -> None:
