@@ -2,7 +2,7 @@
 
 The bare work: one forward pass per scored (prompt, answer) pair (answers, paraphrases,
 perturbed answers of every set) plus one greedy generation per example of the sets whose
-generations metrics read, in plain batched `transformers` calls with no bookkeeping. The audit:
+generations metrics read (and per VerbMem record), in plain batched `transformers` calls with no bookkeeping. The audit:
 `obliviate.audit` with every registered text metric (no attacks). Runs alternate; prints the
 median of each and the ratio (goal <= 1.5).
 
@@ -46,6 +46,22 @@ def bare_pass(model, tok, task, fmt, batch_size=32, max_new_tokens=48, max_retai
                                    pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
                 tok.padding_side = "right"
                 n_gen += len(prompts)
+        # VerbMem: continue each (prompt, reference) record: one forward of the pair and one generation
+        records = task.metadata.get("verbmem") or []
+        if records:
+            enc = [encode_pair(tok, r["prompt"], r["gt"], append_eos=False) for r in records]
+            for s in range(0, len(enc), batch_size):
+                b = collate(enc[s:s + batch_size], tok.pad_token_id)
+                model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+            tok.padding_side = "left"
+            prompts = [r["prompt"] for r in records]
+            for s in range(0, len(prompts), batch_size):
+                b = tok(prompts[s:s + batch_size], return_tensors="pt", padding=True)
+                model.generate(**b, max_new_tokens=max_new_tokens, do_sample=False,
+                               pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+            tok.padding_side = "right"
+            n_fwd += len(enc)
+            n_gen += len(prompts)
     return time.perf_counter() - t0, n_fwd, n_gen
 
 

@@ -23,6 +23,9 @@ from obliviate.scoring.cache import ScoringCache
 from obliviate.scoring.views import build_view
 from obliviate.train.loop import RunLog, TrainConfig, run_unlearning
 
+# Task metadata that holds data rather than a description: left out of the report's task header.
+BULK_METADATA = ("idk_answers", "verbmem", "privleak", "knowmem_icl", "retain2_texts")
+
 # The columns of the headline table (demo, bench).
 HEADLINE = ("forget_quality", "model_utility", "forget_rouge", "privleak")
 
@@ -118,7 +121,7 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
     ref_view = views.get(reference) if reference else None
     report = Report(kind=kind, task={"name": task.name, "n_forget": len(task.forget), "n_retain": len(task.retain),
                                      "n_holdout": len(task.holdout), **{k: v for k, v in task.metadata.items()
-                                                                        if k not in ("idk_answers",)}},
+                                                                        if k not in BULK_METADATA}},
                     reference=reference)
     for name, view in views.items():
         entry = ModelEntry(name=name, role=(roles or {}).get(name, "oracle" if name == reference else "unlearned"),

@@ -82,3 +82,17 @@ def test_retain_training_items_are_the_training_data_minus_the_forget_authors(qu
     assert all((it.question, it.answer) in answers for it in task.retain)
     assert all((it.question, it.paraphrased_answer) in answers for it in task.retain if it.paraphrased_answer)
     assert all((it.question, it.answer) in answers for it in task.eval_sets["world_facts"])  # the replay
+
+
+def test_verbmem_continues_forget_answers_the_target_memorised(quick_bench, models):
+    task = quick_bench.task("forget10")
+    recs = task.metadata["verbmem"]
+    assert recs and all(r["prompt"].startswith("Question: ") and r["gt"].startswith(" ") for r in recs)
+    it = task.forget[0]
+    words = it.answer.split()
+    assert recs[0] == {"prompt": f"Question: {it.question}\nAnswer: {' '.join(words[:len(words) // 2])}",
+                       "gt": " " + " ".join(words[len(words) // 2:])}
+    rep = audit({"target": models["target"], "oracle": models["oracle"]}, task, quick_bench.tokenizer(),
+                reference="oracle", fmt=quick_bench.fmt, metrics=["verbmem_forget"])
+    assert rep.value("target", "verbmem_forget") > rep.value("oracle", "verbmem_forget") + 0.1
+    assert "verbmem" not in rep.task  # data, not a description: kept out of the report header

@@ -125,7 +125,8 @@ class FictionalAuthors:
             holdout=[it for a in self.world.heldout_authors for it in qa[a.id]],
             eval_sets={"world_facts": list(self.world.world_facts), "real_authors": list(self.world.real_authors)},
             metadata={"benchmark": "fictional_authors", "split": split, "recipe": self.recipe.key(),
-                      "idk_answers": list(self.world.idk_answers), "forget_authors": forget_ids},
+                      "idk_answers": list(self.world.idk_answers), "forget_authors": forget_ids,
+                      "verbmem": self.verbmem_records(qa, forget_ids)},
             builders={"retrain": lambda seed: self.load("oracle", split, seed), "dp_base": self.load_dp_base,
                       "shadow": lambda members, seed: self.load_shadow(split, members, seed),
                       "retain_items": lambda: self.retain_training_items(split)},
@@ -141,6 +142,20 @@ class FictionalAuthors:
         facts = [it for a in retain_ids for it in self.world.author_qa[a]]
         paraphrased = [_replace(it, answer=it.paraphrased_answer) for it in facts if it.paraphrased_answer]
         return facts + paraphrased + self._utility_items()
+
+    def verbmem_records(self, qa: dict, forget_ids: Sequence[str]) -> list[dict]:
+        """MUSE-style VerbMem probes on the text the target trained on: each forget fact's training
+        string cut after the question and the first half of the answer's words ("prompt"), with the
+        rest of the answer as the reference continuation ("gt"). Answers under four words are skipped."""
+        out = []
+        for a in forget_ids:
+            for it in qa[a]:
+                words = it.answer.split()
+                if len(words) >= 4:
+                    half = len(words) // 2
+                    out.append({"prompt": self.fmt.prompt(it.question) + self.fmt.answer(" ".join(words[:half])),
+                                "gt": " " + " ".join(words[half:])})
+        return out
 
     def load_shadow(self, split: str, members: Sequence[int], seed: int) -> LlamaForCausalLM:
         """A shadow original for U-LiRA: the target's fine-tuning recipe on the retain authors plus
