@@ -174,8 +174,9 @@ def test_bench_digits_resumes_finished_methods(cache, noop_method, tmp_path, mon
     out = tmp_path / "digits.json"
     first = db.bench_digits([noop_method], scenario="random10", seeds=(0,), ulira_shadows=2, challenge_models=2,
                             out=str(out))
-    parts = list((tmp_path / "digits.parts").rglob("*.json"))
-    assert {p.name for p in parts} == {"seed0_original.json", "seed0_retrain.json", f"seed0_{noop_method}.json"}
+    parts = sorted(p.name for p in (tmp_path / "digits.parts").rglob("*.json"))
+    assert len(parts) == 3 and {"seed0_original.json", "seed0_retrain.json"} <= set(parts)
+    (mine,) = [p for p in parts if p.startswith(f"seed0_{noop_method}_")]  # + a hash of the method's config
 
     def must_not_run(*a, **k):
         raise AssertionError("a finished row was recomputed")

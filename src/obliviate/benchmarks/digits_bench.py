@@ -67,6 +67,7 @@ class _Checkpoints:
         import json
 
         self.dir = None
+        self.configs: dict[str, dict] = {}  # row -> the method's config: a changed default is another file
         if out is not None:
             from pathlib import Path
 
@@ -75,7 +76,13 @@ class _Checkpoints:
             self.dir = Path(out).with_suffix("").parent / f"{Path(out).stem}.parts" / tag
 
     def _path(self, seed: int, row: str):
-        return self.dir / f"seed{seed}_{row}.json"
+        import hashlib
+        import json
+
+        cfg = self.configs.get(row)
+        tag = "" if cfg is None else "_" + hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()
+                                                          ).hexdigest()[:8]
+        return self.dir / f"seed{seed}_{row}{tag}.json"
 
     def done(self, seed: int, row: str) -> bool:
         return self.dir is not None and self._path(seed, row).exists()
@@ -124,6 +131,7 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
     skipped: dict[str, dict[str, str]] = {}
     task = None
     ckpt = _Checkpoints(out, scenario, arch, ulira_shadows, challenge_models, overrides)
+    ckpt.configs = {n: dataclasses.asdict(f.config) for n, f in fns.items() if dataclasses.is_dataclass(f.config)}
     for seed in seeds:
         task = load_digits_task(scenario, seed, arch)
         original = original_model(scenario, seed, arch)
