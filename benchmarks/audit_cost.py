@@ -24,6 +24,23 @@ from obliviate.data.formatting import collate, encode_pair
 from obliviate.scoring.views import GENERATED_SETS
 
 
+def _forward(model, tok, enc, batch_size) -> int:
+    for s in range(0, len(enc), batch_size):
+        b = collate(enc[s:s + batch_size], tok.pad_token_id)
+        model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
+    return len(enc)
+
+
+def _generate(model, tok, prompts, batch_size, max_new_tokens) -> int:
+    tok.padding_side = "left"
+    for s in range(0, len(prompts), batch_size):
+        b = tok(prompts[s:s + batch_size], return_tensors="pt", padding=True)
+        model.generate(**b, max_new_tokens=max_new_tokens, do_sample=False,
+                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    tok.padding_side = "right"
+    return len(prompts)
+
+
 def bare_pass(model, tok, task, fmt, batch_size=32, max_new_tokens=48, max_retain=200) -> tuple[float, int, int]:
     t0 = time.perf_counter()
     sets = {"forget": task.forget, "retain": task.retain[:max_retain], "holdout": task.holdout, **task.eval_sets}
@@ -32,36 +49,14 @@ def bare_pass(model, tok, task, fmt, batch_size=32, max_new_tokens=48, max_retai
         for key, items in sets.items():
             pairs = [(fmt.prompt(it.question), a) for it in items
                      for a in [it.answer, it.paraphrased_answer, *it.perturbed_answers] if a]
-            enc = [encode_pair(tok, p, fmt.answer(a)) for p, a in pairs]
-            for s in range(0, len(enc), batch_size):
-                b = collate(enc[s:s + batch_size], tok.pad_token_id)
-                model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
-            n_fwd += len(enc)
+            n_fwd += _forward(model, tok, [encode_pair(tok, p, fmt.answer(a)) for p, a in pairs], batch_size)
             if key in GENERATED_SETS:
-                tok.padding_side = "left"
-                prompts = [fmt.prompt(it.question) for it in items]
-                for s in range(0, len(prompts), batch_size):
-                    b = tok(prompts[s:s + batch_size], return_tensors="pt", padding=True)
-                    model.generate(**b, max_new_tokens=max_new_tokens, do_sample=False,
-                                   pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-                tok.padding_side = "right"
-                n_gen += len(prompts)
+                n_gen += _generate(model, tok, [fmt.prompt(it.question) for it in items], batch_size, max_new_tokens)
         # VerbMem: continue each (prompt, reference) record: one forward of the pair and one generation
         records = task.metadata.get("verbmem") or []
-        if records:
-            enc = [encode_pair(tok, r["prompt"], r["gt"], append_eos=False) for r in records]
-            for s in range(0, len(enc), batch_size):
-                b = collate(enc[s:s + batch_size], tok.pad_token_id)
-                model(input_ids=b["input_ids"], attention_mask=b["attention_mask"])
-            tok.padding_side = "left"
-            prompts = [r["prompt"] for r in records]
-            for s in range(0, len(prompts), batch_size):
-                b = tok(prompts[s:s + batch_size], return_tensors="pt", padding=True)
-                model.generate(**b, max_new_tokens=max_new_tokens, do_sample=False,
-                               pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-            tok.padding_side = "right"
-            n_fwd += len(enc)
-            n_gen += len(prompts)
+        n_fwd += _forward(model, tok, [encode_pair(tok, r["prompt"], r["gt"], append_eos=False) for r in records],
+                          batch_size)
+        n_gen += _generate(model, tok, [r["prompt"] for r in records], batch_size, max_new_tokens)
     return time.perf_counter() - t0, n_fwd, n_gen
 
 
