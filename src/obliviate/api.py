@@ -221,6 +221,7 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
     write ``report.json`` and ``report.html`` into ``out_dir``. ``methods="all"`` runs every
     registered text method that has a preset for the benchmark."""
     from obliviate.benchmarks.fictional_authors import load_fictional_authors
+    from obliviate.demo import benchmark_recipe
     from obliviate.presets import list_presets
 
     if benchmark != "fictional_authors":
@@ -232,8 +233,6 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
     entries: dict[str, Any] = {}
     reports = []
     for seed in seeds:
-        from obliviate.demo import benchmark_recipe
-
         b = load_fictional_authors(benchmark_recipe(quick, seed))
         tok, task = b.tokenizer(), b.task(split)
         models = {"target": b.load("target"), "oracle": b.load("oracle", split)}

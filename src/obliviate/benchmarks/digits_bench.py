@@ -57,31 +57,31 @@ def _aggregate(per_seed: list[MetricResult]) -> dict:
     return d
 
 
+def _digest(obj: Any, n: int) -> str:
+    """A short stable hash of a JSON-able object (settings, a method config)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
 class _Checkpoints:
     """Per (seed, method) results of a bench that writes ``out``: kept next to it in
     ``<out stem>.parts/``, each written atomically, so a killed bench rerun with the same
     settings resumes at the first unfinished method. Without ``out`` nothing is kept."""
 
     def __init__(self, out: str | None, scenario: str, arch: str, shadows: int, challenge: int, overrides: dict):
-        import hashlib
-        import json
-
         self.dir = None
         self.configs: dict[str, dict] = {}  # row -> the method's config: a changed default is another file
         if out is not None:
             from pathlib import Path
 
-            key = json.dumps([scenario, arch, shadows, challenge, overrides], sort_keys=True, default=str)
-            tag = hashlib.sha256(key.encode()).hexdigest()[:10]
-            self.dir = Path(out).with_suffix("").parent / f"{Path(out).stem}.parts" / tag
+            tag = _digest([scenario, arch, shadows, challenge, overrides], 10)
+            self.dir = Path(out).parent / f"{Path(out).stem}.parts" / tag
 
     def _path(self, seed: int, row: str):
-        import hashlib
-        import json
-
         cfg = self.configs.get(row)
-        tag = "" if cfg is None else "_" + hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()
-                                                          ).hexdigest()[:8]
+        tag = "" if cfg is None else "_" + _digest(cfg, 8)
         return self.dir / f"seed{seed}_{row}{tag}.json"
 
     def done(self, seed: int, row: str) -> bool:

@@ -68,16 +68,19 @@ def _qa_examples(items, tok, fmt: PromptFormat):
     return [encode_pair(tok, fmt.prompt(it.question), fmt.answer(it.answer)) for it in items]
 
 
-def _fact_examples(items, tok, fmt: PromptFormat):
+def _surface_forms(items: Sequence[QAItem]) -> list[QAItem]:
     """Each author fact in two surface forms: the question answered with ``answer`` and with
     ``paraphrased_answer``. A large LM knows a fact beyond one phrasing; a tiny model only does if
     it sees two, and without that the truth ratio (paraphrased vs perturbed answers) cannot tell
     a model that knows the fact from one that does not. Question paraphrases are never trained
     on (the paraphrase attack uses them); unlearning methods see only the (question, answer) pair."""
-    out = _qa_examples(items, tok, fmt)
-    out += [encode_pair(tok, fmt.prompt(it.question), fmt.answer(it.paraphrased_answer))
-            for it in items if it.paraphrased_answer]
-    return out
+    return list(items) + [dataclasses.replace(it, answer=it.paraphrased_answer)
+                          for it in items if it.paraphrased_answer]
+
+
+def _fact_examples(items, tok, fmt: PromptFormat):
+    """The training examples of author facts: both surface forms (:func:`_surface_forms`)."""
+    return _qa_examples(_surface_forms(items), tok, fmt)
 
 
 def _text_examples(texts, tok):
@@ -136,12 +139,8 @@ class FictionalAuthors:
         """Everything the target trained on except the forget authors, as QA items: the retain facts in
         both surface forms (answer and paraphrased answer) plus the world-fact / real-author replay.
         This is the data the exact oracle fine-tunes on (DP2Unlearning's "retain" data)."""
-        from dataclasses import replace as _replace
-
         _, retain_ids = split_forget(self.world, split)
-        facts = [it for a in retain_ids for it in self.world.author_qa[a]]
-        paraphrased = [_replace(it, answer=it.paraphrased_answer) for it in facts if it.paraphrased_answer]
-        return facts + paraphrased + self._utility_items()
+        return _surface_forms([it for a in retain_ids for it in self.world.author_qa[a]]) + self._utility_items()
 
     def verbmem_records(self, qa: dict, forget_ids: Sequence[str]) -> list[dict]:
         """MUSE-style VerbMem probes on the text the target trained on: each forget fact's training
@@ -164,14 +163,8 @@ class FictionalAuthors:
         tag = hashlib.sha256(json.dumps(members).encode()).hexdigest()[:10]
         d = self.root / f"shadow_{split}" / f"seed{seed}_{tag}"
         if not (d / "model.safetensors").exists():
-            tok = self.tokenizer()
             task = self.task(split)
-            facts = list(task.retain) + [task.forget[i] for i in members]
-            model = self.load("base")
-            cfg = dataclasses.replace(self.recipe.finetune, seed=seed)
-            examples = _fact_examples(facts, tok, self.fmt) + _qa_examples(self._utility_items(), tok, self.fmt)
-            sft(model, tok, examples, cfg, progress=None)
-            save_model_atomic(model, tok, d)
+            self._finetune(list(task.retain) + [task.forget[i] for i in members], seed, d, progress=None)
         return LlamaForCausalLM.from_pretrained(d, use_safetensors=True).eval()
 
     def load_dp_base(self, seed: int | None = None, epsilon: float = 1.0) -> LlamaForCausalLM:
@@ -205,7 +198,6 @@ class FictionalAuthors:
             sft(model, tok, examples, self.recipe.pretrain, progress="pre-train base")
             save_model_atomic(model, tok, self.model_dir("base"))
             return
-        base = self.load("base")
         s = self.recipe.seed if seed is None else seed
         if role == "target":
             authors = [a.id for a in self.world.authors]
@@ -213,11 +205,17 @@ class FictionalAuthors:
             _, authors = split_forget(self.world, split or "forget10")
         else:
             raise ValueError(f"unknown model role {role!r}; use base, target or oracle")
-        facts = [it for a in authors for it in self.world.author_qa[a]]
-        cfg = dataclasses.replace(self.recipe.finetune, seed=s)
+        self._finetune([it for a in authors for it in self.world.author_qa[a]], s, self.model_dir(role, split, seed),
+                       progress=f"fine-tune {role} {split or ''}".strip())
+
+    def _finetune(self, facts: list[QAItem], seed: int, out_dir: Path, progress: str | None) -> None:
+        """The recipe's fine-tune of the base model on ``facts`` (both surface forms) plus the
+        world-fact replay; the target, the oracle and every U-LiRA shadow are built by it."""
+        tok = self.tokenizer()
+        model = self.load("base")
         examples = _fact_examples(facts, tok, self.fmt) + _qa_examples(self._utility_items(), tok, self.fmt)
-        sft(base, tok, examples, cfg, progress=f"fine-tune {role} {split or ''}".strip())
-        save_model_atomic(base, tok, self.model_dir(role, split, seed))
+        sft(model, tok, examples, dataclasses.replace(self.recipe.finetune, seed=seed), progress=progress)
+        save_model_atomic(model, tok, out_dir)
 
 
 def _all_texts(world: FictionalWorld, fmt: PromptFormat) -> list[str]:

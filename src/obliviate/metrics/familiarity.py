@@ -1,5 +1,5 @@
 """Completion-based familiarity (Eldan & Russinovich, "Who's Harry Potter? Approximate Unlearning in
-LLMs", arXiv 2310.02238, section 3.2.1; spec: /work/shared/specs/seed_llm_methods.md §1).
+LLMs", arXiv 2310.02238, section 3.2.1; spec: specs/seed_llm_methods.md §1).
 
 The paper prompts the model with text that asks for (or partially gives) target-specific content and has
 GPT-4 judge whether each completion reveals familiarity; familiarity = the (weighted) share of completions

@@ -1,7 +1,7 @@
 """MUSE metrics (Shi et al., "MUSE: Machine Unlearning Six-Way Evaluation for Language Models",
 arXiv 2407.06460; reference code swj0419/muse_bench `eval.py`, `metrics/`).
 
-Conventions (see /work/shared/specs/seed_llm_methods.md §8 and metric_conventions.md):
+Conventions (see specs/seed_llm_methods.md §8 and metric_conventions.md):
 - VerbMem (C1): ROUGE-L **F1** of the greedy continuation of a forget-text prompt against the true
   continuation, the reference cut to as many tokens as were generated (MUSE: 128). The scored set is
   ``verbmem`` (built by `scoring.views` from MUSE's ``verbmem/forget`` pairs or from the forget texts).

@@ -1,7 +1,7 @@
 """SemEval-2025 Task 4, "Unlearning sensitive content from Large Language Models" (Ramakrishna et al.,
 task overview arXiv 2504.02883; official page llmunlearningsemeval2025.github.io; scoring follows the
 organisers' `evaluate_generations.py`, read in a participant copy: ArjunDosajh/Mr.Snuffleupagus-
-SemEval-2025-Task-4 `evaluate/evaluate_generations.py`; spec: /work/shared/specs/seed_llm_methods.md §9).
+SemEval-2025-Task-4 `evaluate/evaluate_generations.py`; spec: specs/seed_llm_methods.md §9).
 
 Definitions, exactly as the scorer computes them:
 - items are sentence completions (id minus its last character ends with "sc") or QA (ends with "qa");

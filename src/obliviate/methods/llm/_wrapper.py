@@ -9,6 +9,8 @@ logit transformation and cheap at the audit's answer lengths).
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutput
@@ -19,11 +21,12 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-class LogitsWrapper(nn.Module):
+class LogitsWrapper(nn.Module, abc.ABC):
     """Subclasses implement ``combined_logits(input_ids, attention_mask) -> (B, T, V)``."""
 
+    @abc.abstractmethod
     def combined_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Next-token logits of the wrapped model(s) for every position."""
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: object
                 ) -> CausalLMOutput:
