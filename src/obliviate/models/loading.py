@@ -52,10 +52,22 @@ def load_causal_lm(
         )
     tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), **kwargs)
     model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=dtype, **kwargs)
+    if gguf_file is not None:
+        _drop_gguf_marker(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return model, tokenizer
+
+
+def _drop_gguf_marker(model: PreTrainedModel) -> None:
+    """transformers dequantises a GGUF checkpoint into ordinary float tensors but keeps marking the
+    model as quantised, which makes `save_pretrained` refuse it. Nothing is quantised any more, so
+    drop the marker: an unlearned GGUF model then saves as a normal safetensors checkpoint."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 def save_model_atomic(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase | None, out_dir: str | os.PathLike,
