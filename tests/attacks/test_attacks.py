@@ -41,6 +41,7 @@ def test_within_half_step_known_answer():
     out = within_half_step(ref, moved, bits=4, group_size=0)
     assert out["share_within_half_step"] == pytest.approx(0.5)
     assert out["mean_move_in_steps"] == pytest.approx((0.4 + 0.6 + 2.0) / 4)
+    assert out["share_changed"] == pytest.approx(0.75) and out["changed_within_half_step"] == pytest.approx(1 / 3)
     # a move under half a step rounds back onto the reference's grid point; the 0.6-step move does not
     q_ref, q_moved = quantize_tensor_rtn(ref[0].weight, 4)[0], quantize_tensor_rtn(moved[0].weight, 4)[0]
     assert torch.allclose(q_moved[:2], q_ref[:2]) and not torch.isclose(q_moved[2], q_ref[2])

@@ -86,12 +86,14 @@ def within_half_step(reference: nn.Module, model: nn.Module, bits: int = 4, grou
     The quantisation-failure paper's mechanism: a weight that moved less than half a step usually
     rounds to the reference's grid point, so an update made only of such moves can vanish at low
     precision. Returns ``share_within_half_step`` (share of the quantised Linear weights with
-    |Δw| < step/2) and ``mean_move_in_steps`` (mean |Δw| / step), over the layers that
+    |Δw| < step/2), ``mean_move_in_steps`` (mean |Δw| / step), ``share_changed`` (Δw ≠ 0) and
+    ``changed_within_half_step`` (the first share among changed weights only, for methods such as
+    SURE that update a few modules), over the layers that
     :func:`quantize_model_rtn` quantises with the same arguments.
     """
     ref = dict(reference.named_modules())
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    within, moved, n = 0.0, 0.0, 0
+    within, moved, n, changed, changed_within = 0.0, 0.0, 0, 0, 0
     for name, mod in model.named_modules():
         if isinstance(mod, nn.Linear) and (include_lm_head or mod is not head):
             w0 = ref[name].weight.detach().float()
@@ -99,9 +101,12 @@ def within_half_step(reference: nn.Module, model: nn.Module, bits: int = 4, grou
             within += (rel < 0.5).sum().item()
             moved += rel.sum().item()
             n += rel.numel()
+            changed += (rel > 0).sum().item()
+            changed_within += ((rel > 0) & (rel < 0.5)).sum().item()
     if n == 0:
         raise ValueError("no Linear layers to compare; is this a transformer model?")
-    return {"share_within_half_step": within / n, "mean_move_in_steps": moved / n}
+    return {"share_within_half_step": within / n, "mean_move_in_steps": moved / n, "share_changed": changed / n,
+            "changed_within_half_step": changed_within / changed if changed else 1.0}
 
 
 def _quanto(model: nn.Module, bits: int) -> nn.Module:
