@@ -43,3 +43,26 @@ def test_unlearn_and_audit_through_the_cli(tmp_path, tiny_model, tiny_tokenizer,
           "--retain", str(r), "--out", str(tmp_path / "audit.json")])
     rep = json.loads((tmp_path / "audit.json").read_text())
     assert rep["schema_version"] == 1 and set(rep["models"]) == {"unlearned", "oracle"}
+
+
+def test_audit_applies_attacks_with_their_options(tmp_path, tiny_model, tiny_tokenizer, tiny_task):
+    from obliviate.models.loading import save_model_atomic
+
+    model_dir = save_model_atomic(tiny_model, tiny_tokenizer, tmp_path / "model")
+    f = tmp_path / "forget.jsonl"
+    f.write_text("".join(json.dumps({"question": i.question, "answer": i.answer}) + "\n" for i in tiny_task.forget))
+    main(["audit", "--model", f"m={model_dir}", "--forget", str(f), "--metrics", "forget_prob",
+          "--attacks", "quantize_int4", "--attack_set", "quantize_int4.group_size=0", "--out", str(tmp_path / "a.json")])
+    rep = json.loads((tmp_path / "a.json").read_text())
+    assert rep["models"]["m@quantize_int4"]["run"]["group_size"] == 0
+    rows = rep["tables"]["attacks"]
+    assert [(r["model"], r["attack"], r["metric"]) for r in rows] == [("m", "quantize_int4", "forget_prob")]
+
+
+def test_attack_options_are_checked_before_any_model_loads(tmp_path):
+    import pytest
+
+    for opts, message in ((["quantize_int4.gs=3"], "no option 'gs'"), (["relearn.steps=2"], "add it with --attacks")):
+        with pytest.raises(SystemExit, match=message):
+            main(["audit", "--model", str(tmp_path / "missing"), "--forget", "f.jsonl", "--attacks", "quantize_int4",
+                  "--attack_set", *opts])

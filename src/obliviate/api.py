@@ -216,10 +216,12 @@ def _run_attacks(report: Report, models: dict, views: dict, task: ForgetTask, to
 
 def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = ("ga", "graddiff", "npo", "simnpo"),
           split: str = "forget10", seeds: Sequence[int] = (0,), attacks: Sequence[str] = ("quantize_int4",),
-          out_dir: str | os.PathLike = "obliviate-bench", quick: bool = False) -> Report:
+          out_dir: str | os.PathLike = "obliviate-bench", quick: bool = False,
+          attack_params: dict[str, dict] | None = None) -> Report:
     """Run ``methods`` x ``seeds`` on a benchmark split, audit everything against the oracle, and
     write ``report.json`` and ``report.html`` into ``out_dir``. ``methods="all"`` runs every
-    registered text method that has a preset for the benchmark."""
+    registered text method that has a preset for the benchmark. ``attack_params`` gives an
+    attack's options by name, as in :func:`audit`."""
     from obliviate.benchmarks.fictional_authors import load_fictional_authors
     from obliviate.demo import benchmark_recipe
     from obliviate.presets import list_presets
@@ -241,7 +243,7 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
             models[m], runs[m] = _bench_run(m, models["target"], tok, task, benchmark, b.fmt, seed,
                                             out_dir / "models" / f"seed{seed}" / m)
         rep = audit(models, task, tok, reference="oracle", fmt=b.fmt, roles={"target": "target", "oracle": "oracle"},
-                    runs=runs, attacks=attacks, kind="bench")
+                    runs=runs, attacks=attacks, attack_params=attack_params, kind="bench")
         reports.append((seed, rep))
         for name, e in rep.models.items():
             entries[f"{name}" if len(seeds) == 1 else f"{name}/seed{seed}"] = e

@@ -71,7 +71,7 @@ def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, 
 def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] = None,
           holdout: Optional[str] = None, reference: Optional[str] = None, benchmark: Optional[str] = None,
           split: str = "forget10", metrics: Optional[list[str]] = None, out: str = "audit.json",
-          ulira_shadows: int = 0) -> None:
+          ulira_shadows: int = 0, attacks: Optional[list[str]] = None, attack_set: Optional[list[str]] = None) -> None:
     """Audit one or more models: every metric, with direction, CI and the gap to the oracle.
 
     Args:
@@ -86,6 +86,9 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
         out: report JSON path.
         ulira_shadows: K > 0 adds the U-LiRA attack with K shadow fine-tunes (needs --benchmark and
             --reference; each shadow costs one fine-tune of the benchmark recipe, cached).
+        attacks: attacks to apply to every audited model except the oracle (e.g. quantize_int4
+            relearn); the report's attacks table gives each metric before and after.
+        attack_set: attack options, ATTACK.KEY=VALUE (e.g. quantize_int4.group_size=32).
     """
     from obliviate.api import HEADLINE
     from obliviate.api import audit as api_audit
@@ -94,6 +97,7 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
     from obliviate.models.loading import load_causal_lm
     from obliviate.report.table import print_table
 
+    attack_params = _attack_kv(attacks or [], attack_set)
     models, tok = {}, None
     for spec in model:
         name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
@@ -110,7 +114,7 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
         task = ForgetTask("user", read_qa_file(forget), read_qa_file(retain) if retain else [],
                           read_qa_file(holdout) if holdout else [])
     report = api_audit(models, task, tok, reference="oracle" if reference else None, metrics=metrics, out=out,
-                       ulira_shadows=ulira_shadows)
+                       ulira_shadows=ulira_shadows, attacks=attacks or (), attack_params=attack_params)
     print_table(report, [m for m in HEADLINE if any(m in e.metrics or m in e.skipped for e in report.models.values())])
     print(f"report written to {out}")
 
@@ -132,7 +136,7 @@ def demo(quick: bool = False, split: str = "forget10", out_dir: str = "obliviate
 def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = None, split: str = "forget10",
           seeds: Optional[list[int]] = None, attacks: Optional[list[str]] = None, out_dir: str = "obliviate-bench",
           quick: bool = False, ulira_shadows: Optional[int] = None, challenge_models: Optional[int] = None,
-          arch: str = "mlp") -> None:
+          arch: str = "mlp", attack_set: Optional[list[str]] = None) -> None:
     """Compare methods x seeds on a benchmark; writes report.json and a self-contained report.html.
 
     Args:
@@ -146,6 +150,7 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
         ulira_shadows: digits only: U-LiRA shadow models per seed (0 turns U-LiRA off).
         challenge_models: digits only: models per arm of the challenge score (0 turns it off).
         arch: digits only: mlp or cnn.
+        attack_set: attack options, ATTACK.KEY=VALUE (e.g. quantize_int4.group_size=32).
     """
     from obliviate.api import HEADLINE
     from obliviate.report.table import print_bench_table
@@ -166,8 +171,9 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
         return
     from obliviate.api import bench as api_bench
 
+    attacks = attacks if attacks is not None else ["quantize_int4"]
     report = api_bench(benchmark, methods or ("ga", "graddiff", "npo", "simnpo"), split, seeds or [0],
-                       attacks if attacks is not None else ["quantize_int4"], out_dir, quick)
+                       attacks, out_dir, quick, attack_params=_attack_kv(attacks, attack_set))
     print_bench_table(report, HEADLINE, title=f"obliviate bench: {report.task['name']}")
     print(f"report written to {out_dir}/report.json and report.html")
 
@@ -181,6 +187,27 @@ def _kv(pairs: Optional[list[str]], flag: str) -> dict:
             raise SystemExit(f"{flag} expects KEY=VALUE, got {p!r}")
         k, v = p.split("=", 1)
         out[k] = yaml.safe_load(v)
+    return out
+
+
+def _attack_kv(attacks: list[str], pairs: Optional[list[str]]) -> dict[str, dict]:
+    """``--attack_set ATTACK.KEY=VALUE`` pairs as {attack: {key: value}}, checked against the
+    attack's keyword arguments, for attacks that are also named in ``--attacks``."""
+    import inspect
+
+    out: dict[str, dict] = {}
+    for name, value in _kv(pairs, "--attack_set").items():
+        attack, _, key = name.partition(".")
+        if not key:
+            raise SystemExit(f"--attack_set expects ATTACK.KEY=VALUE (e.g. quantize_int4.group_size=32), got {name!r}")
+        if attack not in attacks:
+            raise SystemExit(f"--attack_set {name}: {attack!r} is not among the attacks to run ({attacks}); "
+                             f"add it with --attacks {attack}")
+        params = inspect.signature(registry.get("attack", attack).obj).parameters
+        kw = [n for n, p in params.items() if p.kind == p.KEYWORD_ONLY]
+        if key not in kw and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            raise SystemExit(f"--attack_set {name}: {attack} has no option {key!r}; its options are {kw}")
+        out.setdefault(attack, {})[key] = value
     return out
 
 
