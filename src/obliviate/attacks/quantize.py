@@ -22,6 +22,11 @@ PAPER = "Catastrophic Failure of LLM Unlearning via Quantization"
 ARXIV = "2410.16454"
 
 
+def _symmetric_scale(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """The symmetric RTN step max|x| / (2^(b-1) - 1) over the last dimension (one group)."""
+    return x.abs().amax(-1, keepdim=True).clamp_min(1e-12) / (2 ** (bits - 1) - 1)
+
+
 def quantize_tensor_rtn(w: torch.Tensor, bits: int, group_size: int = 0, symmetric: bool = True) -> torch.Tensor:
     """Fake-quantise a 2-D weight (out, in) by round-to-nearest and return the dequantised tensor.
 
@@ -38,7 +43,7 @@ def quantize_tensor_rtn(w: torch.Tensor, bits: int, group_size: int = 0, symmetr
     x = w.detach().float().reshape(out_f, in_f // g, g)
     if symmetric:
         qmax = 2 ** (bits - 1) - 1
-        scale = x.abs().amax(-1, keepdim=True).clamp_min(1e-12) / qmax
+        scale = _symmetric_scale(x, bits)
         q = torch.clamp(torch.round(x / scale), -qmax - 1, qmax)
         deq = q * scale
     else:
@@ -60,23 +65,28 @@ def quantize_model_rtn(model: nn.Module, bits: int, group_size: int = 0, symmetr
     """
     m = copy.deepcopy(model)
     n = 0
-    head = m.get_output_embeddings() if hasattr(m, "get_output_embeddings") else None
     with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, nn.Linear) and (include_lm_head or mod is not head):
-                g = group_size if group_size and mod.weight.shape[1] % group_size == 0 else 0
-                mod.weight.copy_(quantize_tensor_rtn(mod.weight, bits, g, symmetric))
-                n += 1
+        for _, mod, g in _quantised_linears(m, group_size, include_lm_head):
+            mod.weight.copy_(quantize_tensor_rtn(mod.weight, bits, g, symmetric))
+            n += 1
     return m, n
 
 
+def _quantised_linears(model: nn.Module, group_size: int, include_lm_head: bool):
+    """(name, Linear, group size) for every layer :func:`quantize_model_rtn` quantises: the output
+    head only when asked, and per-channel scales (0) where ``group_size`` does not divide a layer."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Linear) and (include_lm_head or mod is not head):
+            yield name, mod, (group_size if group_size and mod.weight.shape[1] % group_size == 0 else 0)
+
+
 def _group_steps(w: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
-    """The symmetric RTN step max|w| / (2^(b-1) - 1) of every weight's group, shaped like ``w``."""
+    """The symmetric RTN step of every weight's group (``group_size`` 0: its row), shaped like ``w``."""
     out_f, in_f = w.shape
-    g = group_size if group_size and in_f % group_size == 0 else in_f
+    g = group_size or in_f
     x = w.detach().float().reshape(out_f, in_f // g, g)
-    step = x.abs().amax(-1, keepdim=True).clamp_min(1e-12) / (2 ** (bits - 1) - 1)
-    return step.expand_as(x).reshape(out_f, in_f)
+    return _symmetric_scale(x, bits).expand_as(x).reshape(out_f, in_f)
 
 
 def within_half_step(reference: nn.Module, model: nn.Module, bits: int = 4, group_size: int = 128,
@@ -92,17 +102,15 @@ def within_half_step(reference: nn.Module, model: nn.Module, bits: int = 4, grou
     :func:`quantize_model_rtn` quantises with the same arguments.
     """
     ref = dict(reference.named_modules())
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     within, moved, n, changed, changed_within = 0.0, 0.0, 0, 0, 0
-    for name, mod in model.named_modules():
-        if isinstance(mod, nn.Linear) and (include_lm_head or mod is not head):
-            w0 = ref[name].weight.detach().float()
-            rel = (mod.weight.detach().float() - w0).abs() / _group_steps(w0, bits, group_size)
-            within += (rel < 0.5).sum().item()
-            moved += rel.sum().item()
-            n += rel.numel()
-            changed += (rel > 0).sum().item()
-            changed_within += ((rel > 0) & (rel < 0.5)).sum().item()
+    for name, mod, g in _quantised_linears(model, group_size, include_lm_head):
+        w0 = ref[name].weight.detach().float()
+        rel = (mod.weight.detach().float() - w0).abs() / _group_steps(w0, bits, g)
+        within += (rel < 0.5).sum().item()
+        moved += rel.sum().item()
+        n += rel.numel()
+        changed += (rel > 0).sum().item()
+        changed_within += ((rel > 0) & (rel < 0.5)).sum().item()
     if n == 0:
         raise ValueError("no Linear layers to compare; is this a transformer model?")
     return {"share_within_half_step": within / n, "mean_move_in_steps": moved / n, "share_changed": changed / n,
