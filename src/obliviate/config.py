@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import json
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+def digest(obj: Any, n: int = 12) -> str:
+    """A short stable hash of a JSON-able object (a recipe, settings, a method config): a cache key."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
 
 
 class ConfigError(ValueError):

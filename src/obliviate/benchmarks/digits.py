@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import os
 import re
 import tempfile
@@ -42,6 +40,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from obliviate.benchmarks.fictional_authors import cache_root
 from obliviate.methods.vision.base import ClassificationTask
+from obliviate.config import digest
 from obliviate.registry import register
 
 RECIPE_VERSION = 1  # bump when the training code changes what a recipe produces
@@ -152,8 +151,7 @@ class DigitsRecipe:
     weight_decay: float = 0.0
 
     def key(self) -> str:
-        blob = json.dumps({"v": RECIPE_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return digest({"v": RECIPE_VERSION, **dataclasses.asdict(self)})
 
 
 def dataset_tensors(ds: Dataset) -> tuple[torch.Tensor, torch.Tensor]:

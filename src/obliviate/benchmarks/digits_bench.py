@@ -18,6 +18,7 @@ from torch import nn
 
 import obliviate.metrics.classification as cm
 from obliviate import registry
+from obliviate.config import digest
 from obliviate.benchmarks.digits import load_digits_task, oracle_model, original_model
 from obliviate.methods.vision.base import ClassificationTask, VisionContext
 from obliviate.metrics.base import MetricResult
@@ -57,14 +58,6 @@ def _aggregate(per_seed: list[MetricResult]) -> dict:
     return d
 
 
-def _digest(obj: Any, n: int) -> str:
-    """A short stable hash of a JSON-able object (settings, a method config)."""
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
-
-
 class _Checkpoints:
     """Per (seed, method) results of a bench that writes ``out``: kept next to it in
     ``<out stem>.parts/``, each written atomically, so a killed bench rerun with the same
@@ -76,12 +69,12 @@ class _Checkpoints:
         if out is not None:
             from pathlib import Path
 
-            tag = _digest([scenario, arch, shadows, challenge, overrides], 10)
+            tag = digest([scenario, arch, shadows, challenge, overrides], 10)
             self.dir = Path(out).parent / f"{Path(out).stem}.parts" / tag
 
     def _path(self, seed: int, row: str):
         cfg = self.configs.get(row)
-        tag = "" if cfg is None else "_" + _digest(cfg, 8)
+        tag = "" if cfg is None else "_" + digest(cfg, 8)
         return self.dir / f"seed{seed}_{row}{tag}.json"
 
     def done(self, seed: int, row: str) -> bool:

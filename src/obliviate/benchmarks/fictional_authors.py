@@ -15,7 +15,6 @@ of the recipe, so a second run reuses them.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from obliviate.data.formatting import PromptFormat, encode_pair
 from obliviate.data.task import ForgetTask, QAItem
 from obliviate.models.loading import save_model_atomic
 from obliviate.models.tiny import TinyLlamaConfig, build_tiny_llama, train_tokenizer
+from obliviate.config import digest
 from obliviate.registry import register
 from obliviate.train.sft import SFTConfig, sft
 
@@ -55,8 +55,7 @@ class FictionalAuthorsRecipe:
     world_replay: int = 1  # copies of world/real-author QA mixed into fine-tuning (keeps utility measurable)
 
     def key(self) -> str:
-        blob = json.dumps({"v": RECIPE_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return digest({"v": RECIPE_VERSION, **dataclasses.asdict(self)})
 
 
 def cache_root() -> Path:
@@ -160,7 +159,7 @@ class FictionalAuthors:
         """A shadow original for U-LiRA: the target's fine-tuning recipe on the retain authors plus
         the forget items at ``members`` (indices into ``task(split).forget``). Cached per member set."""
         members = sorted(int(i) for i in members)
-        tag = hashlib.sha256(json.dumps(members).encode()).hexdigest()[:10]
+        tag = digest(list(members), 10)
         d = self.root / f"shadow_{split}" / f"seed{seed}_{tag}"
         if not (d / "model.safetensors").exists():
             task = self.task(split)
