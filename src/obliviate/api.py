@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import time
 from dataclasses import dataclass
@@ -192,7 +193,10 @@ def _run_attacks(report: Report, models: dict, views: dict, task: ForgetTask, to
     for aname in attacks:
         afn = registry.get("attack", aname).obj
         for mname in targets if targets is not None else [n for n in models if n != reference]:
-            res = afn(models[mname], task, tokenizer, **params.get(aname, {}))
+            kw = dict(params.get(aname, {}))
+            if "fmt" in inspect.signature(afn).parameters:
+                kw.setdefault("fmt", cache.fmt)  # attacks encode through the audit's prompt format
+            res = afn(models[mname], task, tokenizer, **kw)
             label = f"{mname}@{aname}"
             view = build_view(res.model, label, res.task, cache)
             entry = ModelEntry(name=label, role="attacked", run={"attack": aname, "of": mname, **res.details})

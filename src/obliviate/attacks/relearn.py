@@ -26,7 +26,7 @@ def relearn(model, task: ForgetTask, tokenizer, *, steps: int = 10, fraction: fl
     fmt = fmt or PromptFormat()
     n = max(1, int(round(fraction * len(task.forget))))
     slice_ = list(related) if related is not None else task.forget[:n]
-    ex = [encode_pair(tokenizer, fmt.prompt(it.question, tokenizer), fmt.answer(it.answer)) for it in slice_]
+    ex = [encode_pair(tokenizer, fmt.prompt(it.question, tokenizer, it.context), fmt.answer(it.answer, tokenizer)) for it in slice_]
     m = copy.deepcopy(model)
     sft(m, tokenizer, ex, SFTConfig(steps=steps, lr=lr, batch_size=batch_size, warmup_steps=0, seed=seed))
     return AttackResult(m, task, {"steps": steps, "n_examples": len(slice_), "lr": lr,

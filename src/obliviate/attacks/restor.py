@@ -31,11 +31,11 @@ def mcq_accuracy(model, tokenizer, items: list[QAItem], wrong: list[str], fmt: P
     """Per item: 1 if the correct answer is more likely (mean token NLL) than ``wrong[i]`` and all
     perturbed answers."""
     cache = ScoringCache(tokenizer, fmt)
-    prompts = [fmt.prompt(it.question, tokenizer) for it in items]
-    correct = cache.score(model, "c", prompts, [fmt.answer(it.answer) for it in items]).mean_nll()
-    bad = cache.score(model, "w", prompts, [fmt.answer(w) for w in wrong]).mean_nll()
+    prompts = [fmt.prompt(it.question, tokenizer, it.context) for it in items]
+    correct = cache.score(model, "c", prompts, [fmt.answer(it.answer, tokenizer) for it in items]).mean_nll()
+    bad = cache.score(model, "w", prompts, [fmt.answer(w, tokenizer) for w in wrong]).mean_nll()
     k = min(len(it.perturbed_answers) for it in items)
-    pert = stack_nll([cache.score(model, f"p{j}", prompts, [fmt.answer(it.perturbed_answers[j]) for it in items])
+    pert = stack_nll([cache.score(model, f"p{j}", prompts, [fmt.answer(it.perturbed_answers[j], tokenizer) for it in items])
                       for j in range(k)])
     return ((correct < bad) & (correct[:, None] < pert).all(axis=1)).astype(float)
 
@@ -70,7 +70,7 @@ def restor(model, task: ForgetTask, tokenizer, *, method: str = "npo", n_facts: 
         ctx = " ".join(others[(i * mix_k + j) % len(others)].answer for j in range(mix_k))
         docs.append(QAItem(question=it.question, answer=f"{w} {ctx}".strip(), id=f"corrupt/{it.id}"))
     corrupted = copy.deepcopy(model)
-    ex = [encode_pair(tokenizer, fmt.prompt(d.question, tokenizer), fmt.answer(d.answer)) for d in docs]
+    ex = [encode_pair(tokenizer, fmt.prompt(d.question, tokenizer, d.context), fmt.answer(d.answer, tokenizer)) for d in docs]
     sft(corrupted, tokenizer, ex, SFTConfig(steps=corrupt_steps, lr=corrupt_lr, batch_size=8, warmup_steps=0, seed=seed))
     fact_ids = {it.id for it in facts}
     retain = [it for it in task.retain if it.id not in fact_ids]

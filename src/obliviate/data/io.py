@@ -16,16 +16,39 @@ class DataError(ValueError):
     """Bad input data; the message names the file, the line and the fix."""
 
 
+def _from_messages(msgs: object, where: str) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """(question, answer, earlier turns) of a chat record: the last assistant turn is the answer, the
+    user turn before it the question, everything before that the context (system prompt included)."""
+    if not isinstance(msgs, list) or not msgs:
+        raise DataError(f"{where}: 'messages' must be a non-empty list of {{'role', 'content'}} objects")
+    turns = []
+    for j, m in enumerate(msgs):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise DataError(f"{where}: messages[{j}] must be an object with string 'role' and 'content'")
+        if m["role"] not in ("system", "user", "assistant"):
+            raise DataError(f"{where}: messages[{j}] has role {m['role']!r}; use system, user or assistant")
+        turns.append((m["role"], m["content"]))
+    if len(turns) < 2 or turns[-1][0] != "assistant" or turns[-2][0] != "user":
+        raise DataError(f"{where}: 'messages' must end with a user turn followed by the assistant answer "
+                        f"(roles here: {[r for r, _ in turns]})")
+    return turns[-2][1], turns[-1][1], tuple(turns[:-2])
+
+
 def _item_from_record(rec: dict, where: str, index: int) -> QAItem:
     if not isinstance(rec, dict):
         raise DataError(f"{where}: expected a JSON object with 'question' and 'answer', got {type(rec).__name__}")
-    q = next((rec[k] for k in QUESTION_KEYS if k in rec), None)
-    a = next((rec[k] for k in ANSWER_KEYS if k in rec), None)
+    context: tuple[tuple[str, str], ...] = ()
+    if "messages" in rec:
+        q, a, context = _from_messages(rec["messages"], where)
+    else:
+        q = next((rec[k] for k in QUESTION_KEYS if k in rec), None)
+        a = next((rec[k] for k in ANSWER_KEYS if k in rec), None)
     if not isinstance(q, str) or not isinstance(a, str):
         missing = "question" if not isinstance(q, str) else "answer"
         raise DataError(
             f"{where}: field {missing!r} is missing or not a string (accepted names: "
-            f"{', '.join(QUESTION_KEYS if missing == 'question' else ANSWER_KEYS)}); keys present: {sorted(rec)}"
+            f"{', '.join(QUESTION_KEYS if missing == 'question' else ANSWER_KEYS)}, or a 'messages' list); "
+            f"keys present: {sorted(rec)}"
         )
     pert = rec.get("perturbed_answers", rec.get("perturbed_answer", ()))
     if isinstance(pert, str):
@@ -39,6 +62,7 @@ def _item_from_record(rec: dict, where: str, index: int) -> QAItem:
         perturbed_answers=tuple(pert),
         question_paraphrases=tuple(rec.get("question_paraphrases", ())),
         alt_answer=rec.get("alt_answer"),
+        context=context,
     )
 
 

@@ -24,6 +24,9 @@ class QAItem:
     perturbed_answers: tuple[str, ...] = ()
     question_paraphrases: tuple[str, ...] = ()
     alt_answer: str | None = None  # e.g. a refusal ("I don't know") for IdK-style methods
+    # Earlier conversation turns before the question, as (role, content) pairs: the system prompt and
+    # turns of a ``messages`` record, or in-context examples. The prompt format renders them.
+    context: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass

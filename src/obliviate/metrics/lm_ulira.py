@@ -63,8 +63,8 @@ def train_lm_shadows(task: ForgetTask, n_shadows: int = 16, seed: int = 0) -> LM
 
 
 def _phi(model: torch.nn.Module, task: ForgetTask, cache: ScoringCache) -> np.ndarray:
-    prompts = [cache.fmt.prompt(it.question, cache.tokenizer) for it in task.forget]
-    answers = [cache.fmt.answer(it.answer) for it in task.forget]
+    prompts = [cache.fmt.prompt(it.question, cache.tokenizer, it.context) for it in task.forget]
+    answers = [cache.fmt.answer(it.answer, cache.tokenizer) for it in task.forget]
     ss = cache.score(model, "forget:answer", prompts, answers)
     return sequence_phi(-ss.mean_nll())
 

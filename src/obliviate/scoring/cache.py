@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from obliviate.data.formatting import PromptFormat, collate, encode_pair
+from obliviate.data.formatting import Encoded, PromptFormat, collate, encode_pair
 from obliviate.models.loading import model_fingerprint
 from obliviate.scoring.types import ScoredSet
 
@@ -72,9 +72,11 @@ class ScoringCache:
         results: dict[int, tuple] = {}
         for s in range(0, len(order), self.batch_size):
             idx = order[s:s + self.batch_size]
-            b = collate([enc[i] for i in idx], pad)
+            b = collate([enc[i] for i in idx], pad, prompt_mask=True)
             b = {k: v.to(self.device) for k, v in b.items()}
-            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits[:, :-1].float()
+            extra = {"prompt_mask": b["prompt_mask"]} if getattr(model, "uses_prompt_mask", False) else {}
+            # the model's own dtype for the forward, float32 for the log-softmax
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], **extra).logits[:, :-1].float()
             labels = b["labels"][:, 1:]
             logp = torch.log_softmax(logits, -1)
             p = logp.exp()
@@ -99,27 +101,54 @@ class ScoringCache:
 
     @torch.no_grad()
     def generate(self, model: torch.nn.Module, prompts: Sequence[str]) -> list[str]:
-        """Greedy continuations (left-padded batches), cut at EOS."""
+        """Greedy continuations of ``prompts``, cut at EOS (and the generation config's stop ids).
+
+        Prompts are encoded exactly as for scoring (one BOS, the question span), length-sorted into
+        left-padded batches and generated with the KV cache; a model that corrupts the prompt
+        (ECO) receives the question mask as ``prompt_mask``."""
         tok = self.tokenizer
         model.eval()
-        old_side = tok.padding_side
-        tok.padding_side = "left"
+        enc = [encode_pair(tok, p, "", append_eos=False, max_length=self.max_length) for p in prompts]
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         out: list[str] = [""] * len(prompts)
-        try:
-            order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-            for s in range(0, len(order), self.batch_size):
-                idx = order[s:s + self.batch_size]
-                b = tok([prompts[i] for i in idx], return_tensors="pt", padding=True).to(self.device)
-                gen = model.generate(**b, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                     pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-                new = gen[:, b["input_ids"].shape[1]:]
-                texts = tok.batch_decode(new, skip_special_tokens=True)
-                for i, t in zip(idx, texts):
-                    out[i] = t.strip()
-                self.generated_examples += len(idx)
-        finally:
-            tok.padding_side = old_side
+        order = sorted(range(len(enc)), key=lambda i: len(enc[i].input_ids))
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            b = left_pad([enc[i] for i in idx], pad)
+            kw = {k: v.to(self.device) for k, v in b.items() if k != "prompt_mask" or getattr(model, "uses_prompt_mask", False)}
+            gen = model.generate(**kw, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                 pad_token_id=pad, eos_token_id=stop_ids(model, tok))
+            new = gen[:, b["input_ids"].shape[1]:]
+            for i, t in zip(idx, tok.batch_decode(new, skip_special_tokens=True)):
+                out[i] = t.strip()
+            self.generated_examples += len(idx)
         return out
+
+
+def left_pad(examples: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    """Left-padded generation inputs (ids, attention mask, question mask) of encoded prompts."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    qmask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        off = width - len(e.input_ids)
+        ids[i, off:] = torch.tensor(e.input_ids)
+        mask[i, off:] = 1
+        qmask[i, off + e.question_span[0]:off + e.question_span[1]] = 1
+    return {"input_ids": ids, "attention_mask": mask, "prompt_mask": qmask}
+
+
+def stop_ids(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> list[int] | int | None:
+    """The tokenizer's EOS plus the model's generation-config EOS ids (an instruct model's end of
+    turn, e.g. Llama-3's ``<|eot_id|>``), so each sequence stops at the end of its answer."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    gc = getattr(model, "generation_config", None)
+    extra = getattr(gc, "eos_token_id", None) if gc is not None else None
+    for i in extra if isinstance(extra, (list, tuple)) else [extra]:
+        if i is not None and i not in ids:
+            ids.append(int(i))
+    return ids or None
 
 
 def stack_nll(sets: list[ScoredSet]) -> np.ndarray:

@@ -28,7 +28,8 @@ def gradnorms(model: torch.nn.Module, tokenizer, items: list[QAItem], fmt: Promp
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     try:
         for it in items:
-            b = collate([encode_pair(tokenizer, fmt.prompt(it.question, tokenizer), fmt.answer(it.answer))], pad)
+            b = collate([encode_pair(tokenizer, fmt.prompt(it.question, tokenizer, it.context),
+                                         fmt.answer(it.answer, tokenizer))], pad)
             b = {k: v.to(device) for k, v in b.items()}
             with torch.enable_grad():
                 logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits

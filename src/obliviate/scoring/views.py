@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from obliviate.data.formatting import Turns
 from obliviate.data.task import ForgetTask, QAItem
 from obliviate.scoring.cache import ScoringCache
 from obliviate.scoring.types import AuditView
@@ -14,11 +15,11 @@ GENERATED_SETS = ("forget", "retain", "world_facts", "real_authors", "knowmem_fo
 
 
 def _score_items(cache: ScoringCache, model: torch.nn.Module, key: str, items: list[QAItem], view: AuditView,
-                 generate: bool, context: str = "") -> None:
+                 generate: bool, context: Turns = ()) -> None:
     fmt, tok = cache.fmt, cache.tokenizer
-    prompts = [context + fmt.prompt(it.question, tok) for it in items]
+    prompts = [fmt.prompt(it.question, tok, tuple(context) + it.context) for it in items]
     ids = [it.id for it in items]
-    view.sets[key] = cache.score(model, f"{key}:answer", prompts, [fmt.answer(it.answer) for it in items], ids,
+    view.sets[key] = cache.score(model, f"{key}:answer", prompts, [fmt.answer(it.answer, tok) for it in items], ids,
                                  generate=generate)
     view.sets[key].answers = [it.answer for it in items]
     # The questions themselves (familiarity probes exclude question words from the answer anchors).
@@ -28,24 +29,25 @@ def _score_items(cache: ScoringCache, model: torch.nn.Module, key: str, items: l
         view.extra[f"group:{key}"] = np.array([it.group for it in items], dtype=object)
     if all(it.paraphrased_answer for it in items):
         view.sets[f"{key}_para"] = cache.score(model, f"{key}:para", prompts,
-                                               [fmt.answer(it.paraphrased_answer or "") for it in items], ids)
+                                               [fmt.answer(it.paraphrased_answer or "", tok) for it in items], ids)
     k = min((len(it.perturbed_answers) for it in items), default=0)
     if k:
         view.perturbed[key] = [
-            cache.score(model, f"{key}:pert{j}", prompts, [fmt.answer(it.perturbed_answers[j]) for it in items], ids)
+            cache.score(model, f"{key}:pert{j}", prompts, [fmt.answer(it.perturbed_answers[j], tok) for it in items],
+                        ids)
             for j in range(k)
         ]
 
 
-def icl_context(task: ForgetTask, key: str, cache: ScoringCache) -> str:
+def icl_context(task: ForgetTask, key: str) -> Turns:
     """MUSE KnowMem asks each question after its split's in-context examples (``knowmem/*_qa_icl``,
-    kept by the loader in ``metadata["knowmem_icl"]``): each example as a prompt and its answer,
-    separated by blank lines, then the question. Other sets have no context."""
+    kept by the loader in ``metadata["knowmem_icl"]``), given as earlier user/assistant turns: the
+    plain format writes each as a prompt and its answer separated by blank lines, a chat format as
+    conversation turns (as OpenUnlearning does). Other sets have no context."""
     if not key.startswith("knowmem_"):
-        return ""
+        return ()
     shots = task.metadata.get("knowmem_icl", {}).get(f"{key[len('knowmem_'):]}_qa_icl") or []
-    fmt, tok = cache.fmt, cache.tokenizer
-    return "".join(fmt.prompt(ex["question"], tok) + fmt.answer(ex["answer"]) + "\n\n" for ex in shots)
+    return tuple(turn for ex in shots for turn in (("user", ex["question"]), ("assistant", ex["answer"])))
 
 
 def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: ScoringCache, *, generate: bool = True,
@@ -61,7 +63,7 @@ def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: Scori
     for key, items in sets.items():
         if items:
             _score_items(cache, model, key, list(items), view, generate and key in GENERATED_SETS,
-                         icl_context(task, key, cache))
+                         icl_context(task, key))
     for key, texts in (("forget_text", task.forget_texts), ("retain_text", task.retain_texts),
                        ("holdout_text", task.holdout_texts)):
         if texts:

@@ -114,7 +114,7 @@ def encode_items(items: list[QAItem], tokenizer: PreTrainedTokenizerBase, fmt: P
     out = []
     for it in items:
         a = it.answer if answer == "answer" else (it.alt_answer or rng.choice(refusals))
-        out.append(encode_pair(tokenizer, fmt.prompt(it.question, tokenizer), fmt.answer(a),
+        out.append(encode_pair(tokenizer, fmt.prompt(it.question, tokenizer, it.context), fmt.answer(a, tokenizer),
                                append_eos=fmt.append_eos, max_length=max_length))
     return out
 
