@@ -17,6 +17,7 @@ _API = {
     "load_task": "obliviate.api",
     "list_methods": "obliviate.api",
     "resolve_configs": "obliviate.api",
+    "prompt_format": "obliviate.api",
     "load_model": "obliviate.models.loading",
     "demo": "obliviate.demo",
     "ForgetTask": "obliviate.data.task",

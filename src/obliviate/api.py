@@ -57,25 +57,41 @@ def resolve_configs(method: str, benchmark: str | None = None, overrides: dict |
     return mcfg, tcfg
 
 
+def prompt_format(tokenizer: Any, fmt: PromptFormat | str | None = None, *, system_prompt: str | None = None,
+                  template_vars: dict[str, Any] | None = None, template: str | None = None) -> PromptFormat:
+    """The prompt format for ``tokenizer``: a `PromptFormat` as given, or built from a kind
+    (``"auto"`` (default) = the chat template when the tokenizer has one, ``"chat"``, ``"plain"``, or
+    ``"template"`` with ``template``), the system prompt and chat-template variables."""
+    if isinstance(fmt, PromptFormat):
+        if system_prompt is not None or template_vars or template:
+            raise ValueError("give either a PromptFormat or system_prompt/template_vars/template, not both")
+        return fmt
+    return PromptFormat.for_tokenizer(tokenizer, fmt or "auto", system_prompt=system_prompt,
+                                      template_vars=template_vars, template=template)
+
+
 def unlearn(model: torch.nn.Module, tokenizer: Any, forget: ForgetTask | Sequence[QAItem] | str,
             retain: Sequence[QAItem] | str | None = None, method: str = "npo", *, benchmark: str | None = None,
-            train: dict | None = None, fmt: PromptFormat | None = None, copy_model: bool = True,
+            train: dict | None = None, fmt: PromptFormat | str | None = None, copy_model: bool = True,
             **overrides: Any) -> UnlearnResult:
     """Make ``model`` forget ``forget`` while keeping ``retain``.
 
     ``forget``/``retain``: a ForgetTask, lists of QAItem, or paths to JSONL/JSON/CSV files.
     ``overrides``: method config fields (type-checked; unknown keys are errors).
     ``train``: TrainConfig fields (lr, epochs, batch_size, lora, ...). ``benchmark`` picks a
-    shipped preset (``presets/<benchmark>/<method>.yaml``) as the starting point.
+    shipped preset (``presets/<benchmark>/<method>.yaml``) as the starting point. ``fmt``: a
+    `PromptFormat` or a kind for :func:`prompt_format` (default ``"auto"``: the tokenizer's chat
+    template when it has one, else the plain ``Question:/Answer:`` tags).
     """
     task = _as_task(forget, retain)
+    fmt = prompt_format(tokenizer, fmt)
     info = registry.get("method", method)
     spec = info.obj
     mcfg, tcfg = resolve_configs(method, benchmark, overrides, train)
     m = copy.deepcopy(model) if copy_model else model
     if spec.run is not None:
         t0 = time.perf_counter()
-        out = spec.run(mcfg, m, task, tokenizer=tokenizer, train=tcfg, fmt=fmt or PromptFormat())
+        out = spec.run(mcfg, m, task, tokenizer=tokenizer, train=tcfg, fmt=fmt)
         log = RunLog(method=method, seconds=time.perf_counter() - t0)
     else:
         # A frozen reference copy costs a model's worth of memory: build it only when the method
@@ -96,7 +112,8 @@ def _as_task(forget: Any, retain: Any) -> ForgetTask:
 
 
 def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, *, reference: str | None = None,
-          metrics: Sequence[str] | None = None, fmt: PromptFormat | None = None, cache: ScoringCache | None = None,
+          metrics: Sequence[str] | None = None, fmt: PromptFormat | str | None = None,
+          cache: ScoringCache | None = None,
           roles: dict[str, str] | None = None, runs: dict[str, dict] | None = None,
           attacks: Sequence[str] = (), attack_params: dict[str, dict] | None = None,
           attack_models: Sequence[str] | None = None, gradnorm: bool = False, ulira_shadows: int = 0,
@@ -104,7 +121,8 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
     """Score every model once and compute every metric (or ``metrics``) from the shared cache.
 
     ``reference`` names the retain-only oracle among ``models``; metrics that need it (forget
-    quality, PrivLeak) are listed as skipped, with the reason, when it is absent.
+    quality, PrivLeak) are listed as skipped, with the reason, when it is absent. ``fmt``: the
+    prompt format every set is scored and generated in (as for :func:`unlearn`; default ``"auto"``).
     ``attacks``: registered attack names applied to each model in ``attack_models`` (default:
     every model but the reference); each attacked model is audited as ``<model>@<attack>`` and
     ``report.tables["attacks"]`` lists every metric before and after, plus the share of the
@@ -115,7 +133,7 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
     """
     if reference is not None and reference not in models:
         raise ValueError(f"reference {reference!r} is not among the audited models ({', '.join(models)})")
-    cache = cache or ScoringCache(tokenizer, fmt)
+    cache = cache or ScoringCache(tokenizer, prompt_format(tokenizer, fmt))
     names = list(metrics) if metrics is not None else registry.names("metric", "text")
     fns = {n: registry.get("metric", n).obj for n in names}
     views = {name: build_view(m, name, task, cache, gradnorm=gradnorm) for name, m in models.items()}

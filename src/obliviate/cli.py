@@ -5,7 +5,7 @@ from __future__ import annotations
 import json as _json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 from obliviate import registry
 
@@ -32,9 +32,25 @@ def ls(json: bool = False, kind: Optional[str] = None) -> None:
     Console().print(t)
 
 
+PromptKind = Literal["auto", "chat", "plain", "template"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+def _prompt_format(tok, prompt_format: str, system_prompt: Optional[str], template_var: Optional[list[str]],
+                   prompt_template: Optional[str]):
+    from obliviate.api import prompt_format as make
+
+    return make(tok, "template" if prompt_template and prompt_format == "auto" else prompt_format,
+                system_prompt=system_prompt, template_vars=_kv(template_var, "--template_var"),
+                template=prompt_template)
+
+
 def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, out: str = "unlearned",
             benchmark: Optional[str] = None, config: Optional[str] = None, set: Optional[list[str]] = None,
-            train: Optional[list[str]] = None, gguf_file: Optional[str] = None, trust_remote_code: bool = False) -> None:
+            train: Optional[list[str]] = None, gguf_file: Optional[str] = None, trust_remote_code: bool = False,
+            prompt_format: PromptKind = "auto", system_prompt: Optional[str] = None,
+            template_var: Optional[list[str]] = None, prompt_template: Optional[str] = None, dtype: DType = "auto",
+            gradient_checkpointing: bool = False) -> None:
     """Unlearn FORGET from MODEL with METHOD and save the result (safetensors) to OUT.
 
     Args:
@@ -49,6 +65,14 @@ def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, 
         train: TrainConfig overrides, KEY=VALUE (e.g. lr=1e-5 lora=true).
         gguf_file: GGUF file inside MODEL to load.
         trust_remote_code: allow the model repository's own code (off by default).
+        prompt_format: auto (the tokenizer's chat template when it has one, else plain), chat, plain
+            (Question:/Answer: tags) or template (--prompt_template).
+        system_prompt: system turn of the chat template (text before the prompt in plain formats).
+        template_var: chat-template variables, KEY=VALUE (e.g. date_string="10 Apr 2025").
+        prompt_template: a prompt string with a {question} field, e.g. "### Q: {question}\n### A:".
+        dtype: auto (the checkpoint's dtype; float32 for GGUF), float32, bfloat16 or float16; the
+            model trains and is saved in it.
+        gradient_checkpointing: recompute activations in the backward pass (less memory, more time).
     """
     from obliviate.api import unlearn as api_unlearn
     from obliviate.config import load_yaml
@@ -59,19 +83,25 @@ def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, 
     cfg = load_yaml(config) if config else {}
     overrides = {**cfg.get("method", {}), **_kv(set, "--set")}
     train_cfg = {**cfg.get("train", {}), **_kv(train, "--train"), "output_dir": str(Path(out) / "checkpoints")}
-    m, tok = load_causal_lm(model, gguf_file=gguf_file, trust_remote_code=trust_remote_code)
-    res = api_unlearn(m, tok, forget, retain, method=method, benchmark=benchmark, train=train_cfg,
+    if gradient_checkpointing:
+        train_cfg["gradient_checkpointing"] = True
+    m, tok = load_causal_lm(model, gguf_file=gguf_file, trust_remote_code=trust_remote_code, dtype=dtype)
+    fmt = _prompt_format(tok, prompt_format, system_prompt, template_var, prompt_template)
+    res = api_unlearn(m, tok, forget, retain, method=method, benchmark=benchmark, train=train_cfg, fmt=fmt,
                       copy_model=False, **overrides)
     save_model_atomic(res.model, tok, out)
     write_json_atomic({"method": method, "method_config": res.method_config, "train_config": res.train_config,
-                       "log": res.log.to_dict()}, Path(out) / "run.json")
+                       "prompt_format": _fmt_record(fmt), "log": res.log.to_dict()}, Path(out) / "run.json")
     print(f"saved unlearned model to {out} ({res.log.steps} steps, {res.log.stopped})")
 
 
 def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] = None,
           holdout: Optional[str] = None, reference: Optional[str] = None, benchmark: Optional[str] = None,
           split: str = "forget10", metrics: Optional[list[str]] = None, out: str = "audit.json",
-          ulira_shadows: int = 0, attacks: Optional[list[str]] = None, attack_set: Optional[list[str]] = None) -> None:
+          ulira_shadows: int = 0, attacks: Optional[list[str]] = None, attack_set: Optional[list[str]] = None,
+          prompt_format: PromptKind = "auto", system_prompt: Optional[str] = None,
+          template_var: Optional[list[str]] = None, prompt_template: Optional[str] = None, dtype: DType = "auto",
+          max_new_tokens: int = 48) -> None:
     """Audit one or more models: every metric, with direction, CI and the gap to the oracle.
 
     Args:
@@ -89,6 +119,14 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
         attacks: attacks to apply to every audited model except the oracle (e.g. quantize_int4
             relearn); the report's attacks table gives each metric before and after.
         attack_set: attack options, ATTACK.KEY=VALUE (e.g. quantize_int4.group_size=32).
+        prompt_format: auto (the tokenizer's chat template when it has one, else plain), chat, plain
+            or template (--prompt_template); every set is scored and generated in it.
+        system_prompt: system turn of the chat template.
+        template_var: chat-template variables, KEY=VALUE (e.g. date_string="10 Apr 2025").
+        prompt_template: a prompt string with a {question} field.
+        dtype: auto, float32, bfloat16 or float16: the dtype the models are scored in (log-softmax
+            in float32).
+        max_new_tokens: greedy generation length for the ROUGE / familiarity / fluency metrics.
     """
     from obliviate.api import HEADLINE
     from obliviate.api import audit as api_audit
@@ -101,9 +139,9 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
     models, tok = {}, None
     for spec in model:
         name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
-        models[name], tok = load_causal_lm(path)
+        models[name], tok = load_causal_lm(path, dtype=dtype)
     if reference:
-        models["oracle"], _ = load_causal_lm(reference)
+        models["oracle"], _ = load_causal_lm(reference, dtype=dtype)
     if benchmark:
         from obliviate.api import load_task
 
@@ -113,8 +151,12 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
             raise SystemExit("audit needs --forget (or --benchmark)")
         task = ForgetTask("user", read_qa_file(forget), read_qa_file(retain) if retain else [],
                           read_qa_file(holdout) if holdout else [])
+    from obliviate.scoring.cache import ScoringCache
+
+    cache = ScoringCache(tok, _prompt_format(tok, prompt_format, system_prompt, template_var, prompt_template),
+                         max_new_tokens=max_new_tokens)
     report = api_audit(models, task, tok, reference="oracle" if reference else None, metrics=metrics, out=out,
-                       ulira_shadows=ulira_shadows, attacks=attacks or (), attack_params=attack_params)
+                       cache=cache, ulira_shadows=ulira_shadows, attacks=attacks or (), attack_params=attack_params)
     print_table(report, [m for m in HEADLINE if any(m in e.metrics or m in e.skipped for e in report.models.values())])
     print(f"report written to {out}")
 
@@ -151,6 +193,14 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
         challenge_models: digits only: models per arm of the challenge score (0 turns it off).
         arch: digits only: mlp or cnn.
         attack_set: attack options, ATTACK.KEY=VALUE (e.g. quantize_int4.group_size=32).
+        prompt_format: auto (the tokenizer's chat template when it has one, else plain), chat, plain
+            or template (--prompt_template); every set is scored and generated in it.
+        system_prompt: system turn of the chat template.
+        template_var: chat-template variables, KEY=VALUE (e.g. date_string="10 Apr 2025").
+        prompt_template: a prompt string with a {question} field.
+        dtype: auto, float32, bfloat16 or float16: the dtype the models are scored in (log-softmax
+            in float32).
+        max_new_tokens: greedy generation length for the ROUGE / familiarity / fluency metrics.
     """
     from obliviate.api import HEADLINE
     from obliviate.report.table import print_bench_table
@@ -176,6 +226,12 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
                        attacks, out_dir, quick, attack_params=_attack_kv(attacks, attack_set))
     print_bench_table(report, HEADLINE, title=f"obliviate bench: {report.task['name']}")
     print(f"report written to {out_dir}/report.json and report.html")
+
+
+def _fmt_record(fmt) -> dict:
+    """The prompt format as the run record stores it."""
+    return {"kind": fmt.kind, "system_prompt": fmt.system_prompt, "template_vars": dict(fmt.template_vars),
+            "template": fmt.template}
 
 
 def _kv(pairs: Optional[list[str]], flag: str) -> dict:
