@@ -33,11 +33,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from obliviate.data.formatting import IGNORE_INDEX, collate
+from obliviate.data.formatting import IGNORE_INDEX, Encoded, collate, encode_pair
 from obliviate.methods.base import method
 from obliviate.methods.llm._wrapper import LogitsWrapper, position_ids_from_mask
-from obliviate.train.loop import encode_items, seed_everything
-from obliviate.train.sft import sft_on_items
+from obliviate.train.loop import encode_items, encode_texts, seed_everything
+from obliviate.train.sft import SFTConfig, sft
 
 # Generic stand-ins for anchored names (replacements must be unrelated to the data).
 GENERIC_NAMES = ("Jon", "Mary", "Alex", "Sam", "Lee", "Kim", "Pat", "Chris", "Dana", "Robin", "Morgan", "Taylor")
@@ -50,6 +50,9 @@ class WHPConfig:
     reinforce_lr: float = 0.0  # 0 = the run's TrainConfig.lr
     anchors: dict = field(default_factory=dict)  # {term: generic replacement}; {} = built from the data
     max_anchors: int = 2000  # cap on the automatic dictionary (the paper's had about 1,500 entries)
+    # A directory for the reinforced model: loaded when it holds one, else trained and saved there
+    # (the reinforcement is the expensive step and does not depend on alpha or the anchors).
+    reinforced_path: str = ""
     # The final fine-tune towards the generic labels uses the run's TrainConfig (epochs over the
     # forget set, lr, batch size).
 
@@ -59,6 +62,7 @@ class WHPLogitConfig:
     alpha: float = 4.0  # MUSE News selection (Books: 256), seed spec §1
     reinforce_epochs: float = 10.0  # MUSE: the task-vector "ft" model, 10 epochs at lr 1e-5
     reinforce_lr: float = 0.0  # 0 = the run's TrainConfig.lr
+    reinforced_path: str = ""  # as WHPConfig.reinforced_path
 
 
 def generic_logits(v_b: torch.Tensor, v_r: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -110,30 +114,59 @@ def align_positions(orig: list[int], trans: list[int]) -> dict[int, int]:
     return out
 
 
-def _reinforce(model, tokenizer, task, train, fmt, epochs: float, lr: float):
+def _forget_examples(task, tokenizer, fmt, max_length: int) -> list[Encoded]:
+    """The forget set as training examples: QA items (loss on the answers) and raw-text windows."""
+    return (encode_items(task.forget, tokenizer, fmt, max_length)
+            + encode_texts(task.forget_texts, tokenizer, max_length))
+
+
+def _reinforce(model, tokenizer, task, train, fmt, epochs: float, lr: float, path: str = ""):
+    """The model fine-tuned further on the forget data (QA items and raw text). With ``path``, a
+    model saved there is loaded instead (and a freshly trained one is saved there)."""
+    from pathlib import Path
+
+    from obliviate.models.loading import save_model_atomic
+
+    if path and (Path(path) / "config.json").exists():
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=model.dtype).eval()
     reinforced = copy.deepcopy(model)
-    sft_on_items(reinforced, tokenizer, task.forget, fmt, train, epochs=epochs, lr=lr or None)
-    return reinforced
+    examples = _forget_examples(task, tokenizer, fmt, train.max_length)
+    bs = min(train.batch_size * train.grad_accum, len(examples))
+    steps = train.max_steps or max(1, math.ceil(epochs * len(examples) / bs))
+    sft(reinforced, tokenizer, examples, SFTConfig(steps=steps, lr=lr or train.lr, batch_size=bs,
+                                                   weight_decay=train.weight_decay, warmup_steps=train.warmup_steps,
+                                                   seed=train.seed))
+    if path:
+        save_model_atomic(reinforced, None, path)
+    return reinforced.eval()
 
 
 @torch.no_grad()
 def generic_labels(baseline, reinforced, tokenizer, task, fmt, alpha: float, anchors: dict[str, str],
                    max_length: int = 256) -> list[tuple[list[int], list[int]]]:
-    """For each forget item, (input_ids, labels) where labels[t] = argmax v_generic at the position
-    predicting token t of the answer (IGNORE elsewhere)."""
+    """For each forget item and raw-text window, (input_ids, labels) where labels[t] = argmax
+    v_generic at the position predicting token t of the answer (every token of a window; IGNORE
+    elsewhere). The translated text is re-encoded in the same format, so the alignment compares
+    like with like."""
     out = []
-    for it in task.forget:
-        prompt = fmt.prompt(it.question, tokenizer)
-        enc = encode_items([it], tokenizer, fmt, max_length)[0]
-        ids = torch.tensor([enc.input_ids])
-        v_r = reinforced(input_ids=ids).logits[0]
-        v_b = baseline(input_ids=ids).logits[0].clone()
-        t_prompt, t_answer = translate(prompt, anchors), translate(fmt.answer(it.answer), anchors)
-        if anchors and (t_prompt, t_answer) != (prompt, fmt.answer(it.answer)):
-            from obliviate.data.formatting import encode_pair
-
-            t_ids = encode_pair(tokenizer, t_prompt, t_answer, max_length=max_length).input_ids
-            v_bt = baseline(input_ids=torch.tensor([t_ids])).logits[0]
+    device = next(baseline.parameters()).device
+    qa = [(it, encode_items([it], tokenizer, fmt, max_length)[0]) for it in task.forget]
+    windows = [(None, e) for e in encode_texts(task.forget_texts, tokenizer, max_length)]
+    for it, enc in qa + windows:
+        ids = torch.tensor([enc.input_ids], device=device)
+        v_r = reinforced(input_ids=ids).logits[0].float()
+        v_b = baseline(input_ids=ids).logits[0].float().clone()
+        if it is not None:
+            prompt, answer = fmt.prompt(it.question, tokenizer, it.context), fmt.answer(it.answer, tokenizer)
+        else:
+            prompt, answer = "", tokenizer.decode(enc.input_ids[enc.n_prompt:])
+        t_prompt, t_answer = translate(prompt, anchors), translate(answer, anchors)
+        if anchors and (t_prompt, t_answer) != (prompt, answer):
+            t_ids = encode_pair(tokenizer, t_prompt, t_answer, max_length=max_length,
+                                append_eos=it is not None and fmt.append_eos).input_ids
+            v_bt = baseline(input_ids=torch.tensor([t_ids], device=device)).logits[0].float()
             for i, j in align_positions(enc.input_ids, t_ids).items():
                 # position i predicts token i+1: use the translation only where the next token is aligned too
                 if i + 1 < len(enc.input_ids) and align_positions_next(enc.input_ids, t_ids, i, j):
@@ -165,8 +198,6 @@ def _finetune_on_labels(model, tokenizer, pairs, train) -> None:
             rng.shuffle(perm)
             order += perm
         idx, order = order[:bs], order[bs:]
-        from obliviate.data.formatting import Encoded
-
         b = collate([Encoded(pairs[i][0], 0) for i in idx], pad)
         labels = torch.full_like(b["labels"], IGNORE_INDEX)
         for r, i in enumerate(idx):
@@ -187,10 +218,12 @@ def _finetune_on_labels(model, tokenizer, pairs, train) -> None:
         "term translation")
 def whp(cfg: WHPConfig, model, task, *, tokenizer, train, fmt):
     """Reinforce, build generic labels (with anchored-term translation), fine-tune the baseline on them."""
-    reinforced = _reinforce(model, tokenizer, task, train, fmt, cfg.reinforce_epochs, cfg.reinforce_lr)
+    reinforced = _reinforce(model, tokenizer, task, train, fmt, cfg.reinforce_epochs, cfg.reinforce_lr,
+                            cfg.reinforced_path)
     anchors = dict(cfg.anchors) or build_anchor_dictionary(
-        [f"{it.question} {it.answer}" for it in task.forget], [f"{it.question} {it.answer}" for it in task.retain],
-        cfg.max_anchors, seed=train.seed)
+        [f"{it.question} {it.answer}" for it in task.forget] + list(task.forget_texts),
+        [f"{it.question} {it.answer}" for it in task.retain] + list(task.retain_texts), cfg.max_anchors,
+        seed=train.seed)
     model.eval()
     pairs = generic_labels(model, reinforced, tokenizer, task, fmt, cfg.alpha, anchors, train.max_length)
     _finetune_on_labels(model, tokenizer, pairs, train)
@@ -217,5 +250,6 @@ class WHPLogitModel(LogitsWrapper):
         "Language Models (WHP baseline)", arxiv="2407.06460", code="https://github.com/jaechan-repo/muse_bench",
         summary="Inference-time WHP: combine baseline and reinforced logits (no fine-tuning)")
 def whp_logit(cfg: WHPLogitConfig, model, task, *, tokenizer, train, fmt):
-    reinforced = _reinforce(model, tokenizer, task, train, fmt, cfg.reinforce_epochs, cfg.reinforce_lr)
+    reinforced = _reinforce(model, tokenizer, task, train, fmt, cfg.reinforce_epochs, cfg.reinforce_lr,
+                            cfg.reinforced_path)
     return WHPLogitModel(model.eval(), reinforced.eval(), cfg.alpha).eval()
