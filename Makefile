@@ -12,10 +12,11 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# Reinstall only when the package metadata changes (the package itself is installed editable).
-$(STAMP): pyproject.toml | $(PY)
+# Reinstall only when the package metadata or the pinned versions change (the package itself is
+# installed editable). constraints.txt holds the exact versions CI tests with.
+$(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
