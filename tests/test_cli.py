@@ -59,10 +59,31 @@ def test_audit_applies_attacks_with_their_options(tmp_path, tiny_model, tiny_tok
     assert [(r["model"], r["attack"], r["metric"]) for r in rows] == [("m", "quantize_int4", "forget_prob")]
 
 
-def test_attack_options_are_checked_before_any_model_loads(tmp_path):
+def test_attack_options_are_checked_before_any_model_loads(tmp_path, capsys):
     import pytest
 
     for opts, message in ((["quantize_int4.gs=3"], "no option 'gs'"), (["relearn.steps=2"], "add it with --attacks")):
-        with pytest.raises(SystemExit, match=message):
+        with pytest.raises(SystemExit) as e:
             main(["audit", "--model", str(tmp_path / "missing"), "--forget", "f.jsonl", "--attacks", "quantize_int4",
                   "--attack_set", *opts])
+        assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_parser_accepts_every_documented_spelling_of_lists_and_booleans():
+    """Repeated flags, several values, YAML lists and jsonargparse's --NAME+ all build one list;
+    booleans take a bare flag, a value or --no_NAME. (The old hand-written argv rewriter is gone:
+    jsonargparse sees every argument, --config included.)"""
+    from obliviate.cli import parse
+
+    base = ["unlearn", "--method", "npo", "--model", "m", "--forget", "f.jsonl"]
+    for extra in (["--set", "a=1", "--set", "b=2"], ["--set", "a=1", "b=2"], ["--set", "[a=1, b=2]"],
+                  ["--set+", "a=1", "--set+", "b=2"]):
+        assert parse(base + extra)[1]["set"] == ["a=1", "b=2"], extra
+    assert parse(base + ["--config", "run.yaml"])[1]["config"] == "run.yaml"
+    for extra, want in ((["--seeds", "0", "1"], [0, 1]), (["--seeds", "[0,1,2]"], [0, 1, 2]), (["--seeds", "[]"], []),
+                        ([], None)):
+        assert parse(["bench", *extra])[1]["seeds"] == want, extra
+    for extra, want in ((["--quick"], True), (["--quick", "true"], True), (["--quick=false"], False),
+                        (["--no_quick"], False), ([], False)):
+        assert parse(["demo", *extra, "--seed", "1"])[1]["quick"] is want, extra
+    assert parse(["ls", "--json"])[1]["json"] is True and parse(["--debug", "ls"])[1]["debug"] is True

@@ -18,7 +18,7 @@ _API = {
     "list_methods": "obliviate.api",
     "resolve_configs": "obliviate.api",
     "prompt_format": "obliviate.api",
-    "load_model": "obliviate.models.loading",
+    "load_model": "obliviate.api",
     "demo": "obliviate.demo",
     "ForgetTask": "obliviate.data.task",
     "QAItem": "obliviate.data.task",
@@ -34,5 +34,5 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         mod = importlib.import_module(_API[name])
-        return getattr(mod, "load_causal_lm" if name == "load_model" else name)
+        return getattr(mod, name)
     raise AttributeError(f"module 'obliviate' has no attribute {name!r}")

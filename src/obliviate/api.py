@@ -13,12 +13,13 @@ from typing import Any, Sequence
 import torch
 
 from obliviate import registry
-from obliviate.config import build_dataclass, to_dict
+from obliviate.config import ConfigError, build_dataclass, check_fields, load_run_config, to_dict
 from obliviate.data.formatting import PromptFormat
-from obliviate.data.io import read_qa_file
+from obliviate.data.io import DataError, read_qa_file
 from obliviate.data.task import ForgetTask, QAItem
+from obliviate.errors import ModelLoadError, OutputError
 from obliviate.metrics.base import MissingReferenceError
-from obliviate.presets import load_preset
+from obliviate.presets import list_presets, load_preset, preset_path
 from obliviate.report.schema import ModelEntry, Report, write_json_atomic
 from obliviate.scoring.cache import ScoringCache
 from obliviate.scoring.views import build_view
@@ -47,14 +48,169 @@ def list_methods(modality: str | None = None) -> list[str]:
     return registry.names("method", modality)
 
 
+def preset_benchmarks() -> list[str]:
+    """The benchmarks that ship presets (``unlearn(benchmark=...)``): presets/<benchmark>/<method>.yaml."""
+    return sorted({b for b, _ in list_presets()})
+
+
+def _text_method(method: str) -> registry.PluginInfo:
+    """The registry record of a language-model method; an image-classifier method is refused here,
+    since it cannot train a causal LM (it would fail deep inside with a shape error)."""
+    info = registry.get("method", method)
+    if "text" not in info.modalities:
+        raise ConfigError(f"method {method!r} unlearns {'/'.join(info.modalities)} classifiers, not language models; "
+                          f"run it with `obliviate bench --benchmark digits --methods {method}` (or "
+                          "obliviate.benchmarks.digits_bench.bench_digits). Language-model methods: "
+                          f"{', '.join(registry.names('method', 'text'))}")
+    return info
+
+
 def resolve_configs(method: str, benchmark: str | None = None, overrides: dict | None = None,
-                    train: dict | None = None) -> tuple[Any, TrainConfig]:
-    """Method config and TrainConfig from: dataclass defaults < benchmark preset < overrides."""
-    spec = registry.get("method", method).obj
-    preset = load_preset(benchmark, method) if benchmark else {}
-    mcfg = spec.make_config({**preset.get("method", {}), **(overrides or {})})
-    tcfg = build_dataclass(TrainConfig, {**preset.get("train", {}), **(train or {})}, where="train config")
+                    train: dict | None = None, config: str | os.PathLike | None = None) -> tuple[Any, TrainConfig]:
+    """Method config and TrainConfig from: dataclass defaults < benchmark preset < ``config`` (a YAML
+    file in the preset format: ``method:`` and ``train:`` sections) < ``overrides`` / ``train``.
+
+    Each source is checked on its own (unknown keys, types), so an error names the file it comes
+    from; the merged TrainConfig is then range-checked. An unknown benchmark is an error listing the
+    benchmarks that ship presets."""
+    spec = _text_method(method).obj
+    layers: list[tuple[str, dict]] = []
+    if benchmark:
+        known = preset_benchmarks()
+        if benchmark not in known:
+            raise ConfigError(f"unknown benchmark preset {benchmark!r}; presets ship for: {', '.join(known)}")
+        preset = load_preset(benchmark, method)
+        if not preset:
+            import warnings
+
+            warnings.warn(f"no {benchmark} preset for method {method!r} ({preset_path(benchmark, method).name} does "
+                          "not ship): using the method's defaults", stacklevel=2)
+        layers.append((f"preset {benchmark}/{method}", preset))
+    if config is not None:
+        layers.append((str(config), load_run_config(config)))
+    layers.append(("", {"method": overrides or {}, "train": train or {}}))
+    merged: dict[str, dict] = {"method": {}, "train": {}}
+    for source, layer in layers:
+        prefix = f"{source}: " if source else ""
+        merged["method"].update(check_fields(spec.config_cls, layer.get("method", {}),
+                                             where=f"{prefix}method {method!r}"))
+        merged["train"].update(check_fields(TrainConfig, layer.get("train", {}), where=f"{prefix}train config"))
+    mcfg = spec.make_config(merged["method"])
+    tcfg = build_dataclass(TrainConfig, merged["train"], where="train config")
     return mcfg, tcfg
+
+
+# ``needs`` entries that make retain data required (the "(optional)" forms leave it optional).
+RETAIN_NEEDS = ("retain", "retain_set")
+
+
+def needs_retain(method: str, method_config: Any = None) -> bool:
+    """True when ``method`` cannot do what it promises without retain data: its registry ``needs``
+    list a retain set, and its config does not switch the retain term off (``alpha=0`` or
+    ``retain_loss="none"``, where the method has them)."""
+    info = registry.get("method", method)
+    if not any(n in RETAIN_NEEDS for n in info.needs):
+        return False
+    return not (getattr(method_config, "alpha", 1) == 0 or getattr(method_config, "retain_loss", "") == "none")
+
+
+def check_method_data(method: str, method_config: Any, task: ForgetTask) -> list[str]:
+    """Refuse a task that lacks data the method needs (retain data for GradDiff, RMU, IdK, ...);
+    returns notices for optional parts that will be off (e.g. NPO's retain term without retain data)."""
+    has_retain = bool(task.retain or task.retain_texts)
+    if has_retain:
+        return []
+    if needs_retain(method, method_config):
+        off = (" or switch its retain term off explicitly (alpha=0)" if hasattr(method_config, "alpha") else "")
+        raise ConfigError(f"method {method!r} needs retain data (what the model must keep), and none was given; "
+                          f"pass --retain FILE (retain=... in Python){off}")
+    notices = []
+    if getattr(method_config, "alpha", 0) and getattr(method_config, "retain_loss", "none") != "none":
+        notices.append(f"no retain data: {method}'s retain term (alpha={method_config.alpha}, "
+                       f"retain_loss={method_config.retain_loss!r}) is off")
+    return notices
+
+
+def prepare_unlearn(method: str, forget: ForgetTask | Sequence[QAItem] | str | os.PathLike,
+                    retain: Sequence[QAItem] | str | os.PathLike | None = None, *, benchmark: str | None = None,
+                    train: dict | None = None, config: str | os.PathLike | None = None,
+                    overrides: dict | None = None) -> tuple[ForgetTask, Any, TrainConfig, list[str]]:
+    """Everything `unlearn` checks before it needs a model: the method, the configs (preset, config
+    file, overrides; types and ranges), the data files, and that the data has what the method needs.
+    Returns the task, the method config, the TrainConfig and notices (settings that will be off)."""
+    mcfg, tcfg = resolve_configs(method, benchmark, overrides, train, config)
+    task = _as_task(forget, retain)
+    notices = check_method_data(method, mcfg, task)
+    return task, mcfg, tcfg, notices
+
+
+def check_saveable(method: str) -> None:
+    """Refuse, before any training, a method whose result cannot be saved as a model folder."""
+    info = registry.get("method", method)
+    if not info.extra.get("saveable", True):
+        raise OutputError(f"method {method!r} returns an inference-time wrapper around the model (it changes no "
+                          "weights), which cannot be saved as a model folder; run it from Python and audit the result "
+                          "in the same process: res = obliviate.unlearn(...); obliviate.audit({'m': res.model}, ...)")
+
+
+def save_unlearned(result: "UnlearnResult", tokenizer: Any, out: str | os.PathLike, *, overwrite: bool = False,
+                   extra_files: dict[str, str] | None = None) -> Path:
+    """Save an unlearned model (safetensors + tokenizer + ``extra_files``, e.g. run.json) into
+    ``out`` atomically; an existing ``out`` is replaced only if an obliviate run wrote it, or
+    ``overwrite`` is set (see `obliviate.outputs`)."""
+    from transformers import PreTrainedModel
+
+    from obliviate.models.loading import save_model_atomic
+
+    model = result.model
+    try:
+        from peft import PeftModel
+    except ImportError:  # peft is a dependency; this keeps the check cheap if it ever is not
+        PeftModel = ()  # type: ignore[assignment]
+    if not isinstance(model, (PreTrainedModel, PeftModel)):
+        raise OutputError(f"method {result.method!r} returned a {type(model).__name__}, which cannot be saved as a "
+                          "model folder; audit it in the same Python process")
+    return save_model_atomic(model, tokenizer, out, extra_files=extra_files, overwrite=overwrite)
+
+
+def load_model(name_or_path: str | os.PathLike, **kwargs: Any) -> tuple[torch.nn.Module, Any]:
+    """`obliviate.models.loading.load_causal_lm` with one clear error for a path that does not exist
+    or a folder/hub id that holds no loadable causal LM (instead of a transformers traceback)."""
+    from obliviate.models.loading import load_causal_lm
+
+    s = str(name_or_path)
+    p = Path(s).expanduser()
+    looks_local = p.is_absolute() or s.startswith((".", "~")) or s.count("/") > 1 or p.suffix == ".gguf" \
+        or (os.sep != "/" and os.sep in s)
+    if looks_local and not p.exists():
+        raise ModelLoadError(f"model {s}: no such file or folder; give a folder saved with save_pretrained "
+                             "(safetensors) or a Hugging Face hub id")
+    if p.exists() and not p.is_dir() and p.suffix != ".gguf":
+        raise ModelLoadError(f"model {s}: is a file; give the model's folder (or a .gguf file)")
+    try:
+        model, tok = load_causal_lm(s, **kwargs)
+    except (ModelLoadError, ImportError):
+        raise
+    except (OSError, ValueError, KeyError) as e:
+        where = "the local folder" if p.exists() else "a local folder or the Hugging Face hub"
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if str(p) in first:  # obliviate's own loader already named the folder and the fix
+            raise ModelLoadError(first) from None
+        raise ModelLoadError(f"model {s}: cannot load a causal LM from {where} ({first})") from None
+    check_tokenizer_fits(model, tok, s)
+    return model, tok
+
+
+def check_tokenizer_fits(model: torch.nn.Module, tokenizer: Any, name: str = "the model") -> None:
+    """Refuse a tokenizer with more tokens than the model has embedding rows (a tokenizer from
+    another checkpoint): its ids would index past the embedding table."""
+    get = getattr(model, "get_input_embeddings", None)
+    emb = get() if callable(get) else None
+    rows = getattr(emb, "num_embeddings", None)
+    if rows is not None and tokenizer is not None and len(tokenizer) > rows:
+        raise ModelLoadError(f"{name}: the tokenizer has {len(tokenizer)} tokens but the model embeds only {rows}; "
+                             "they come from different checkpoints. Save the model with the tokenizer it was trained "
+                             "with.")
 
 
 def prompt_format(tokenizer: Any, fmt: PromptFormat | str | None = None, *, system_prompt: str | None = None,
@@ -73,21 +229,32 @@ def prompt_format(tokenizer: Any, fmt: PromptFormat | str | None = None, *, syst
 def unlearn(model: torch.nn.Module, tokenizer: Any, forget: ForgetTask | Sequence[QAItem] | str,
             retain: Sequence[QAItem] | str | None = None, method: str = "npo", *, benchmark: str | None = None,
             train: dict | None = None, fmt: PromptFormat | str | None = None, copy_model: bool = True,
-            **overrides: Any) -> UnlearnResult:
+            config: str | os.PathLike | None = None, **overrides: Any) -> UnlearnResult:
     """Make ``model`` forget ``forget`` while keeping ``retain``.
 
     ``forget``/``retain``: a ForgetTask, lists of QAItem, or paths to JSONL/JSON/CSV files.
     ``overrides``: method config fields (type-checked; unknown keys are errors).
     ``train``: TrainConfig fields (lr, epochs, batch_size, lora, ...). ``benchmark`` picks a
-    shipped preset (``presets/<benchmark>/<method>.yaml``) as the starting point. ``fmt``: a
-    `PromptFormat` or a kind for :func:`prompt_format` (default ``"auto"``: the tokenizer's chat
-    template when it has one, else the plain ``Question:/Answer:`` tags).
+    shipped preset (``presets/<benchmark>/<method>.yaml``) as the starting point, and ``config`` a
+    YAML file in the same format applied over it. ``fmt``: a `PromptFormat` or a kind for
+    :func:`prompt_format` (default ``"auto"``: the tokenizer's chat template when it has one, else
+    the plain ``Question:/Answer:`` tags).
+
+    Checked before any training (`prepare_unlearn`): the configs' keys, types and ranges, the data,
+    and that a method that needs retain data has it. A guard stop (NaN loss, utility collapse) is
+    not an exception: ``result.log.stopped`` says why, ``result.log.steps`` which step's weights
+    were kept.
     """
-    task = _as_task(forget, retain)
+    import warnings
+
+    task, mcfg, tcfg, notices = prepare_unlearn(method, forget, retain, benchmark=benchmark, train=train,
+                                                config=config, overrides=overrides)
+    for n in notices:
+        warnings.warn(n, stacklevel=2)
+    check_tokenizer_fits(model, tokenizer)
     fmt = prompt_format(tokenizer, fmt)
     info = registry.get("method", method)
     spec = info.obj
-    mcfg, tcfg = resolve_configs(method, benchmark, overrides, train)
     m = copy.deepcopy(model) if copy_model else model
     if spec.run is not None:
         t0 = time.perf_counter()
@@ -98,14 +265,21 @@ def unlearn(model: torch.nn.Module, tokenizer: Any, forget: ForgetTask | Sequenc
         # needs one, or when its retain term is KL to the original model.
         needs_ref = "reference_model" in info.needs or getattr(mcfg, "retain_loss", "") == "kl"
         out, log = run_unlearning(m, tokenizer, task, spec, mcfg, tcfg, fmt, needs_reference=needs_ref)
+    log.notices = notices + log.notices
     return UnlearnResult(out, log, method, to_dict(mcfg), to_dict(tcfg))
 
 
 def _as_task(forget: Any, retain: Any) -> ForgetTask:
     if isinstance(forget, ForgetTask):
+        if retain is not None:
+            raise ValueError("forget is a ForgetTask, which carries its own retain set; leave retain=None")
+        forget.validate()
         return forget
     f = read_qa_file(forget) if isinstance(forget, (str, os.PathLike)) else list(forget)
     r = read_qa_file(retain) if isinstance(retain, (str, os.PathLike)) else list(retain or [])
+    for path, items, what in ((forget, f, "forget"), (retain, r, "retain")):
+        if isinstance(path, (str, os.PathLike)) and not items:
+            raise DataError(f"{path}: holds no records; the {what} file needs at least one question/answer record")
     task = ForgetTask(name="user", forget=f, retain=r)
     task.validate()
     return task
@@ -249,10 +423,20 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
     from obliviate.presets import list_presets
 
     if benchmark != "fictional_authors":
-        raise ValueError(f"bench supports the built-in 'fictional_authors' language benchmark here; for images use "
-                         f"`obliviate bench-vision` (got {benchmark!r})")
-    if methods == "all" or list(methods) == ["all"]:
+        raise ConfigError(f"unknown benchmark {benchmark!r} for bench; choose fictional_authors (language models, "
+                          "this function) or digits (image classifiers: `obliviate bench --benchmark digits`, "
+                          "obliviate.benchmarks.digits_bench.bench_digits)")
+    seeds = list(seeds)
+    if not seeds:
+        raise ConfigError("seeds is empty; give at least one seed (e.g. --seeds 0 or --seeds '[0,1,2]')")
+    if isinstance(methods, str):
+        methods = [methods]
+    if not methods:
+        raise ConfigError("methods is empty; name at least one method, or 'all'")
+    if list(methods) == ["all"]:
         methods = [m for b, m in list_presets() if b == benchmark and m in registry.names("method", "text")]
+    for m in methods:  # every name, before hours of work on the first ones
+        _text_method(m)
     out_dir = Path(out_dir)
     entries: dict[str, Any] = {}
     reports = []
@@ -263,7 +447,7 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
         runs = {}
         for m in methods:
             models[m], runs[m] = _bench_run(m, models["target"], tok, task, benchmark, b.fmt, seed,
-                                            out_dir / "models" / f"seed{seed}" / m)
+                                            out_dir / "models" / f"seed{seed}" / m, recipe=b.recipe.key())
         rep = audit(models, task, tok, reference="oracle", fmt=b.fmt, roles={"target": "target", "oracle": "oracle"},
                     runs=runs, attacks=attacks, attack_params=attack_params, kind="bench")
         reports.append((seed, rep))
@@ -282,30 +466,40 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
 
 
 def _bench_run(method: str, target: torch.nn.Module, tok: Any, task: ForgetTask, benchmark: str,
-               fmt: PromptFormat, seed: int, save_dir: Path) -> tuple[torch.nn.Module, dict]:
+               fmt: PromptFormat, seed: int, save_dir: Path, recipe: str = "") -> tuple[torch.nn.Module, dict]:
     """Unlearn one method for ``bench``, or reload it when a previous (killed) bench already
     finished it: each finished model is saved atomically with its run record, so a rerun of the
-    same command resumes at the first method it has not done."""
+    same command resumes at the first method it has not done. A saved model made with another
+    benchmark recipe, split or config is refused, not reused."""
     import json
 
     from transformers import PreTrainedModel
 
+    from obliviate.errors import ResumeError
     from obliviate.models.loading import save_model_atomic
+    from obliviate.report.schema import dumps_strict
 
+    train = {"seed": seed, "progress": False}
     record = save_dir / "run.json"
     if record.exists():
         from transformers import AutoModelForCausalLM
 
         run = json.loads(record.read_text())
+        mcfg, tcfg = resolve_configs(method, benchmark, train=train)
+        now = {"recipe": recipe, "split": task.name, "method_config": to_dict(mcfg), "train_config": to_dict(tcfg)}
+        then = {k: run.get(k) for k in now}
+        if json.loads(dumps_strict(now)) != then:
+            differ = ", ".join(k for k in now if json.loads(dumps_strict(now[k])) != then[k])
+            raise ResumeError(f"{save_dir}: this saved {method} model was made with another {differ} than this bench "
+                              f"run, so it is not reused; delete {save_dir} (or use another --out_dir) to redo it")
         model = AutoModelForCausalLM.from_pretrained(str(save_dir), use_safetensors=True)
         return model.eval(), run
-    res = unlearn(target, tok, task, method=method, benchmark=benchmark, fmt=fmt,
-                  train={"seed": seed, "progress": False})
-    run = {"seconds": res.log.seconds, "steps": res.log.steps, "stopped": res.log.stopped,
-           "method_config": res.method_config, "train_config": res.train_config}
+    res = unlearn(target, tok, task, method=method, benchmark=benchmark, fmt=fmt, train=train)
+    run = {"seconds": res.log.seconds, "steps": res.log.steps, "stopped": res.log.stopped, "recipe": recipe,
+           "split": task.name, "method_config": res.method_config, "train_config": res.train_config}
     if isinstance(res.model, PreTrainedModel):
         # Inference-time wrappers (ECO, WHP logits) are cheap to rebuild and are not saved here.
-        save_model_atomic(res.model, None, save_dir, extra_files={"run.json": json.dumps(run, default=str)})
+        save_model_atomic(res.model, None, save_dir, extra_files={"run.json": dumps_strict(run)})
     return res.model, run
 
 

@@ -47,22 +47,30 @@ def _prompt_format(tok, prompt_format: str, system_prompt: Optional[str], templa
 
 def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, out: str = "unlearned",
             benchmark: Optional[str] = None, config: Optional[str] = None, set: Optional[list[str]] = None,
-            train: Optional[list[str]] = None, gguf_file: Optional[str] = None, trust_remote_code: bool = False,
+            train: Optional[list[str]] = None, overwrite: bool = False, print_config: bool = False,
+            gguf_file: Optional[str] = None, trust_remote_code: bool = False,
             prompt_format: PromptKind = "auto", system_prompt: Optional[str] = None,
             template_var: Optional[list[str]] = None, prompt_template: Optional[str] = None, dtype: DType = "auto",
             gradient_checkpointing: bool = False) -> None:
-    """Unlearn FORGET from MODEL with METHOD and save the result (safetensors) to OUT.
+    r"""Unlearn FORGET from MODEL with METHOD and save the result (safetensors) to OUT.
 
     Args:
         method: registered method name (see `obliviate ls`).
         model: hub id or local directory of a causal LM.
         forget: JSONL/JSON/CSV file of question/answer records to forget.
         retain: JSONL/JSON/CSV file of records to keep.
-        out: output directory for the unlearned model and run.json.
-        benchmark: use this benchmark's preset as the starting config.
-        config: YAML file with `method:` and `train:` sections.
+        out: output folder for the unlearned model and run.json. It is written in a temporary sibling
+            and renamed into place when complete; an existing folder is replaced only if an obliviate
+            run wrote it (or with --overwrite). Checkpoints (--train checkpoint_every=K) go to the
+            hidden sibling .OUT.checkpoints, and the same command resumes from them after a kill.
+        benchmark: use this benchmark's preset as the starting config (fictional_authors, tofu, muse).
+        config: YAML file in the preset format: a `method:` section (method options) and a `train:`
+            section (training options); --set and --train override it.
         set: method config overrides, KEY=VALUE (e.g. beta=0.2).
         train: TrainConfig overrides, KEY=VALUE (e.g. lr=1e-5 lora=true).
+        overwrite: replace OUT even if it is a folder obliviate did not write (everything in it is lost).
+        print_config: print the resolved config (defaults < --benchmark preset < --config < --set/--train)
+            as YAML in the --config format, and exit without loading the model.
         gguf_file: GGUF file inside MODEL to load.
         trust_remote_code: allow the model repository's own code (off by default).
         prompt_format: auto (the tokenizer's chat template when it has one, else plain), chat, plain
@@ -74,25 +82,54 @@ def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, 
             model trains and is saved in it.
         gradient_checkpointing: recompute activations in the backward pass (less memory, more time).
     """
-    from obliviate.api import unlearn as api_unlearn
-    from obliviate.config import load_yaml
-    from obliviate.models.loading import load_causal_lm, save_model_atomic
-    from obliviate.report.schema import write_json_atomic
+    import shutil
 
-    registry.get("method", method)  # fail on a misspelt method before loading any model
-    cfg = load_yaml(config) if config else {}
-    overrides = {**cfg.get("method", {}), **_kv(set, "--set")}
-    train_cfg = {**cfg.get("train", {}), **_kv(train, "--train"), "output_dir": str(Path(out) / "checkpoints")}
+    from obliviate import api
+    from obliviate.config import to_dict
+    from obliviate.outputs import check_output_dir, checkpoint_dir_for
+    from obliviate.report.schema import dumps_strict
+
+    overrides, train_over = _kv(set, "--set"), _kv(train, "--train")
+    _kv(template_var, "--template_var")  # checked now; used once the tokenizer is loaded
     if gradient_checkpointing:
-        train_cfg["gradient_checkpointing"] = True
-    m, tok = load_causal_lm(model, gguf_file=gguf_file, trust_remote_code=trust_remote_code, dtype=dtype)
+        train_over["gradient_checkpointing"] = True
+    # Everything that can be checked without the model is checked before it loads (it may take minutes).
+    mcfg, tcfg = api.resolve_configs(method, benchmark, overrides, train_over, config)
+    if print_config:
+        import yaml
+
+        print(f"# obliviate unlearn --method {method}: resolved config (defaults < --benchmark preset < --config < "
+              "--set/--train); reuse it with --config FILE")
+        print(yaml.safe_dump({"method": to_dict(mcfg), "train": to_dict(tcfg)}, sort_keys=False), end="")
+        return
+    api.check_saveable(method)
+    check_output_dir(out, overwrite=overwrite, option="--out")
+    ckpt_dir = None
+    if not tcfg.output_dir:  # resumable checkpoints live beside OUT, which is only renamed into place at the end
+        ckpt_dir = checkpoint_dir_for(out)
+        train_over["output_dir"] = str(ckpt_dir)
+    task, _, _, _ = api.prepare_unlearn(method, forget, retain, benchmark=benchmark, train=train_over, config=config,
+                                        overrides=overrides)
+    m, tok = api.load_model(model, gguf_file=gguf_file, trust_remote_code=trust_remote_code, dtype=dtype)
     fmt = _prompt_format(tok, prompt_format, system_prompt, template_var, prompt_template)
-    res = api_unlearn(m, tok, forget, retain, method=method, benchmark=benchmark, train=train_cfg, fmt=fmt,
-                      copy_model=False, **overrides)
-    save_model_atomic(res.model, tok, out)
-    write_json_atomic({"method": method, "method_config": res.method_config, "train_config": res.train_config,
-                       "prompt_format": _fmt_record(fmt), "log": res.log.to_dict()}, Path(out) / "run.json")
-    print(f"saved unlearned model to {out} ({res.log.steps} steps, {res.log.stopped})")
+    res = api.unlearn(m, tok, task, method=method, benchmark=benchmark, train=train_over, fmt=fmt, copy_model=False,
+                      config=config, **overrides)
+    log = res.log
+    record = {"method": method, "status": "stopped by a guard" if log.guard_stopped else "completed",
+              "kept_step": log.steps, "method_config": res.method_config, "train_config": res.train_config,
+              "prompt_format": _fmt_record(fmt), "log": log.to_dict()}
+    api.save_unlearned(res, tok, out, overwrite=overwrite, extra_files={"run.json": dumps_strict(record)})
+    if ckpt_dir is not None:  # the run is complete and saved: its checkpoints have nothing left to resume
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    if log.guard_stopped:
+        kept = ("the original model's: nothing was unlearned" if log.steps == 0
+                else f"those after step {log.steps} of {log.total_steps}")
+        raise GuardStopped(f"{log.stopped}. The weights kept are {kept}; saved them to {out} (run.json: status "
+                           "'stopped by a guard'). Lower --train lr, or change the guard settings (collapse_factor, "
+                           "guard_nan), and run again.")
+    note = f", {log.stopped}" if log.stopped != "completed" else ""
+    best = f", best step {log.best_step} by {tcfg.best_rule}" if log.best_step is not None else ""
+    print(f"saved unlearned model to {out} ({log.steps} steps{best}{note})")
 
 
 def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] = None,
@@ -128,29 +165,49 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
             in float32).
         max_new_tokens: greedy generation length for the ROUGE / familiarity / fluency metrics.
     """
+    from obliviate import api
     from obliviate.api import HEADLINE
     from obliviate.api import audit as api_audit
+    from obliviate.config import ConfigError
     from obliviate.data.io import read_qa_file
     from obliviate.data.task import ForgetTask
-    from obliviate.models.loading import load_causal_lm
+    from obliviate.outputs import check_output_file
     from obliviate.report.table import print_table
 
+    # Checked before any model loads: options, the report path, the data files.
     attack_params = _attack_kv(attacks or [], attack_set)
-    models, tok = {}, None
+    _kv(template_var, "--template_var")
+    for name in list(metrics or []) + list(attacks or []):
+        registry.get("metric" if name in (metrics or []) else "attack", name)
+    if ulira_shadows < 0 or max_new_tokens < 1:
+        raise ConfigError("--ulira_shadows must be 0 or more and --max_new_tokens at least 1")
+    check_output_file(out, option="--out")
+    specs: dict[str, str] = {}
     for spec in model:
         name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
-        models[name], tok = load_causal_lm(path, dtype=dtype)
-    if reference:
-        models["oracle"], _ = load_causal_lm(reference, dtype=dtype)
+        if not name or not path or name in specs or (reference and name == "oracle"):
+            raise ConfigError(f"--model {spec!r}: each model needs a distinct NAME (NAME=PATH, or a PATH whose last "
+                              "part names it; 'oracle' is the --reference)")
+        specs[name] = path
     if benchmark:
-        from obliviate.api import load_task
-
-        task = load_task(benchmark, split)
+        task = api.load_task(benchmark, split)
     else:
         if not forget:
-            raise SystemExit("audit needs --forget (or --benchmark)")
+            raise ConfigError("audit needs --forget FILE (or --benchmark NAME)")
         task = ForgetTask("user", read_qa_file(forget), read_qa_file(retain) if retain else [],
                           read_qa_file(holdout) if holdout else [])
+        task.validate()
+    if reference:
+        specs["oracle"] = reference
+    models, tokenizers = {}, {}
+    for name, path in specs.items():
+        models[name], tokenizers[name] = api.load_model(path, dtype=dtype)
+    first = next(iter(tokenizers))
+    tok = tokenizers[first]
+    for name, other in tokenizers.items():
+        if other.get_vocab() != tok.get_vocab():
+            raise ConfigError(f"models {first!r} and {name!r} have different tokenizers; one audit scores every "
+                              "model with one tokenizer, so audit them separately")
     from obliviate.scoring.cache import ScoringCache
 
     cache = ScoringCache(tok, _prompt_format(tok, prompt_format, system_prompt, template_var, prompt_template),
@@ -171,7 +228,9 @@ def demo(quick: bool = False, split: str = "forget10", out_dir: str = "obliviate
         seed: benchmark and training seed.
     """
     from obliviate.demo import demo as run_demo
+    from obliviate.outputs import check_output_file
 
+    check_output_file(Path(out_dir) / "report.json", option="--out_dir")
     run_demo(quick=quick, split=split, out_dir=out_dir, seed=seed)
 
 
@@ -193,26 +252,34 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
         challenge_models: digits only: models per arm of the challenge score (0 turns it off).
         arch: digits only: mlp or cnn.
         attack_set: attack options, ATTACK.KEY=VALUE (e.g. quantize_int4.group_size=32).
-        prompt_format: auto (the tokenizer's chat template when it has one, else plain), chat, plain
-            or template (--prompt_template); every set is scored and generated in it.
-        system_prompt: system turn of the chat template.
-        template_var: chat-template variables, KEY=VALUE (e.g. date_string="10 Apr 2025").
-        prompt_template: a prompt string with a {question} field.
-        dtype: auto, float32, bfloat16 or float16: the dtype the models are scored in (log-softmax
-            in float32).
-        max_new_tokens: greedy generation length for the ROUGE / familiarity / fluency metrics.
     """
     from obliviate.api import HEADLINE
+    from obliviate.config import ConfigError
+    from obliviate.outputs import check_output_file
     from obliviate.report.table import print_bench_table
 
+    if benchmark not in ("fictional_authors", "digits"):
+        raise ConfigError(f"--benchmark {benchmark!r}: bench runs fictional_authors (language models) or digits "
+                          "(image classifiers)")
+    digits_only = {"--ulira_shadows": ulira_shadows, "--challenge_models": challenge_models,
+                   "--arch": None if arch == "mlp" else arch}
+    given = [k for k, v in digits_only.items() if v is not None]
+    if benchmark != "digits" and given:
+        raise ConfigError(f"{', '.join(given)}: digits-only option(s); they do nothing on {benchmark}")
+    if benchmark == "digits" and (attacks is not None or attack_set):
+        raise ConfigError("--attacks/--attack_set: the attacks apply to language models; the digits bench has none")
+    if any(v is not None and v < 0 for v in (ulira_shadows, challenge_models)):
+        raise ConfigError("--ulira_shadows and --challenge_models must be 0 (off) or more")
+    check_output_file(Path(out_dir) / "report.json", option="--out_dir")
     if benchmark == "digits":
         from obliviate.benchmarks.digits_bench import bench_digits
 
         from obliviate.benchmarks.digits_bench import print_digits_table
 
         out = Path(out_dir) / "report.json"
-        report = bench_digits(methods=methods or "all", scenario=split if split != "forget10" else "random10",
-                              seeds=seeds or [0, 1, 2], arch=arch,
+        report = bench_digits(methods=methods if methods is not None else "all",
+                              scenario=split if split != "forget10" else "random10",
+                              seeds=seeds if seeds is not None else [0, 1, 2], arch=arch,
                               ulira_shadows=ulira_shadows if ulira_shadows is not None else (4 if quick else 16),
                               challenge_models=challenge_models if challenge_models is not None else (4 if quick else 16),
                               out=str(out), progress=True)
@@ -222,8 +289,11 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
     from obliviate.api import bench as api_bench
 
     attacks = attacks if attacks is not None else ["quantize_int4"]
-    report = api_bench(benchmark, methods or ("ga", "graddiff", "npo", "simnpo"), split, seeds or [0],
-                       attacks, out_dir, quick, attack_params=_attack_kv(attacks, attack_set))
+    for a in attacks:
+        registry.get("attack", a)
+    report = api_bench(benchmark, methods if methods is not None else ("ga", "graddiff", "npo", "simnpo"), split,
+                       seeds if seeds is not None else [0], attacks, out_dir, quick,
+                       attack_params=_attack_kv(attacks, attack_set))
     print_bench_table(report, HEADLINE, title=f"obliviate bench: {report.task['name']}")
     print(f"report written to {out_dir}/report.json and report.html")
 
@@ -235,14 +305,22 @@ def _fmt_record(fmt) -> dict:
 
 
 def _kv(pairs: Optional[list[str]], flag: str) -> dict:
+    """KEY=VALUE pairs as a dict, each VALUE read as YAML (``lr=1e-5``, ``lora=true``, ``layers=[1,2]``)."""
     import yaml
+
+    from obliviate.config import ConfigError
 
     out = {}
     for p in pairs or []:
-        if "=" not in p:
-            raise SystemExit(f"{flag} expects KEY=VALUE, got {p!r}")
-        k, v = p.split("=", 1)
-        out[k] = yaml.safe_load(v)
+        k, eq, v = p.partition("=")
+        if not eq or not k.strip():
+            raise ConfigError(f"{flag} expects KEY=VALUE (e.g. {flag} lr=1e-5), got {p!r}")
+        if k.strip() in out:
+            raise ConfigError(f"{flag} {k.strip()} is given twice ({out[k.strip()]!r} and {v!r}); give it once")
+        try:
+            out[k.strip()] = yaml.safe_load(v) if v.strip() else v
+        except yaml.YAMLError:
+            out[k.strip()] = v  # not YAML: the text itself (the config type check decides)
     return out
 
 
@@ -251,72 +329,231 @@ def _attack_kv(attacks: list[str], pairs: Optional[list[str]]) -> dict[str, dict
     attack's keyword arguments, for attacks that are also named in ``--attacks``."""
     import inspect
 
+    from obliviate.config import ConfigError
+
     out: dict[str, dict] = {}
     for name, value in _kv(pairs, "--attack_set").items():
         attack, _, key = name.partition(".")
         if not key:
-            raise SystemExit(f"--attack_set expects ATTACK.KEY=VALUE (e.g. quantize_int4.group_size=32), got {name!r}")
+            raise ConfigError(f"--attack_set expects ATTACK.KEY=VALUE (e.g. quantize_int4.group_size=32), got {name!r}")
         if attack not in attacks:
-            raise SystemExit(f"--attack_set {name}: {attack!r} is not among the attacks to run ({attacks}); "
-                             f"add it with --attacks {attack}")
+            raise ConfigError(f"--attack_set {name}: {attack!r} is not among the attacks to run ({attacks}); "
+                              f"add it with --attacks {attack}")
         params = inspect.signature(registry.get("attack", attack).obj).parameters
         kw = [n for n, p in params.items() if p.kind == p.KEYWORD_ONLY]
         if key not in kw and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-            raise SystemExit(f"--attack_set {name}: {attack} has no option {key!r}; its options are {kw}")
+            raise ConfigError(f"--attack_set {name}: {attack} has no option {key!r}; its options are {kw}")
         out.setdefault(attack, {})[key] = value
     return out
 
 
 COMMANDS = [ls, unlearn, audit, bench, demo]
 
+# Exit codes: 0 done, 1 internal error (a bug: please report it), 2 bad input or a refused output,
+# 3 a guard stopped the run early (the weights it kept were saved; run.json says why).
+EXIT_INTERNAL, EXIT_INPUT, EXIT_GUARD = 1, 2, 3
 
-def _bare_bool_flags(argv: list[str]) -> list[str]:
-    """Friendlier flags than jsonargparse's defaults: booleans may be given bare (``--json``,
-    ``--quick``), and list options may be repeated (``--set a=1 --set b=2``, ``--model x y``)."""
+
+class GuardStopped(Exception):
+    """Raised by `unlearn` after saving when a guard ended the run early (exit code 3)."""
+
+
+def _annotation_kind(tp: object) -> tuple[str, type] | None:
+    """("bool", bool) for a boolean option, ("list", item type) for a list option, else None."""
+    import types
+    import typing
+
+    if tp is bool:
+        return "bool", bool
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        tp = args[0]
+    if typing.get_origin(tp) is list:
+        inner = (typing.get_args(tp) or (str,))[0]
+        return "list", inner if inner in (str, int, float) else str
+    return None
+
+
+class _ListOption:
+    """Factory for the argparse action of a list option. A list may be given as repeated flags
+    (``--set a=1 --set b=2``), space-separated values (``--attacks quantize_int4 relearn``) or a
+    YAML list (``--seeds "[0,1,2]"``, ``--seeds '[]'`` for an empty one), in any mix."""
+
+    @staticmethod
+    def make(item_type: type):
+        import argparse
+
+        import yaml
+
+        class ListAction(argparse.Action):
+            def __init__(self, option_strings, dest, **kwargs):
+                kwargs["nargs"] = "+"
+                super().__init__(option_strings, dest, **kwargs)
+                self.given = False  # the first use replaces the default, later ones extend it (one parse per parser)
+
+            def __call__(self, parser, namespace, values, option_string=None):
+                items: list = []
+                for v in values:
+                    if v.lstrip().startswith("["):
+                        try:
+                            parsed = yaml.safe_load(v)
+                        except yaml.YAMLError:
+                            parsed = None
+                        if not isinstance(parsed, list):
+                            parser.error(f"{option_string}: {v!r} is not a list (write it as [a, b] or give the "
+                                         "values one by one)")
+                        items.extend(parsed)
+                    else:
+                        items.append(v)
+                out = []
+                for x in items:
+                    try:
+                        out.append(item_type(x) if item_type is not str else str(x))
+                    except (TypeError, ValueError):
+                        parser.error(f"{option_string}: expected {item_type.__name__} values, got {x!r}")
+                previous = getattr(namespace, self.dest, None) if self.given else None
+                setattr(namespace, self.dest, list(previous or []) + out)
+                self.given = True
+
+        return ListAction
+
+
+def _param_docs(fn) -> dict[str, str]:
+    from docstring_parser import parse
+
+    return {p.arg_name: " ".join((p.description or "").split()) for p in parse(fn.__doc__ or "").params}
+
+
+def build_parser():
+    """The command-line parser: jsonargparse over each command's typed signature and docstring.
+
+    Booleans take a bare flag or a value (``--quick``, ``--quick true``, ``--no_quick``) and lists
+    repeated flags, several values or a YAML list (see `_ListOption`). ``unlearn --config FILE``
+    reads a run config in the preset format (the command's own option, which jsonargparse's
+    ``--config`` would otherwise take over and drop); the other commands take jsonargparse's
+    ``--config`` (a YAML file of their options) and ``--print_config``. ``--debug`` shows the full
+    traceback of an error."""
     import inspect
+    import typing
 
-    bools, lists = set(), set()
-    cmd = next((a for a in argv if a in {f.__name__ for f in COMMANDS}), None)
-    for f in COMMANDS:
-        if f.__name__ != cmd:
+    from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
+
+    parser = ArgumentParser(prog="obliviate", description="Machine unlearning with an audit a sceptic accepts.",
+                            exit_on_error=True)
+    parser.add_argument("--debug", action=ActionYesNo, default=False, help="show the full traceback of an error")
+    subcommands = parser.add_subcommands(required=True, dest="subcommand")
+    for fn in COMMANDS:
+        docs = _param_docs(fn)
+        description = (fn.__doc__ or "").strip().split("\n")[0]
+        params = inspect.signature(fn).parameters
+        # A command with its own config/print_config options (unlearn) turns jsonargparse's off.
+        sub = ArgumentParser(description=description,
+                             print_config=None if "print_config" in params else "--print_config")
+        hints = typing.get_type_hints(fn)
+        special = {n: _annotation_kind(hints.get(n)) for n in params}
+        special = {n: k for n, k in special.items() if k is not None}
+        if "config" not in params:
+            sub.add_argument("--config", action=ActionConfigFile, help="a YAML file of this command's options")
+        sub.add_function_arguments(fn, as_group=False, skip=set(special), fail_untyped=True)
+        for name, (kind, item_type) in special.items():
+            p = params[name]
+            required = p.default is inspect.Parameter.empty
+            default = None if required else p.default
+            if kind == "bool":
+                sub.add_argument(f"--{name}", action=ActionYesNo, nargs="?", default=default,
+                                 help=f"{docs.get(name, '')} (--{name} / --{name} true / --no_{name}; default: "
+                                      f"{str(default).lower()})")
+            else:
+                # --NAME+ is jsonargparse's append spelling, kept for commands written against it
+                sub.add_argument(f"--{name}", f"--{name}+", action=_ListOption.make(item_type), required=required,
+                                 default=default,
+                                 metavar=name.upper(),
+                                 help=f"{docs.get(name, '')} (one or more {item_type.__name__} values, repeatable, "
+                                      f"or a YAML list{'; required' if required else ''})")
+        sub.add_argument("--debug", action=ActionYesNo, default=False, help="show the full traceback of an error")
+        subcommands.add_subcommand(fn.__name__, sub, help=description)
+    return parser
+
+
+def parse(argv: list[str]) -> tuple[object, dict]:
+    """(command function, its keyword arguments + ``debug``) for ``argv`` (without the program name)."""
+    parser = build_parser()
+    cfg = parser.parse_args(argv)
+    name = cfg.subcommand
+    kwargs = cfg[name].as_dict() if hasattr(cfg[name], "as_dict") else dict(cfg[name])
+    if name != "unlearn":
+        kwargs.pop("config", None)  # jsonargparse's own --config, already applied
+    debug = bool(kwargs.pop("debug", False) or cfg.get("debug"))
+    fn = {f.__name__: f for f in COMMANDS}[name]
+    _check_list_values(fn, kwargs, parser)
+    return fn, {**kwargs, "debug": debug}
+
+
+def _check_list_values(fn, kwargs: dict, parser) -> None:
+    """List options that came from a --config file bypass the command-line action: check them here."""
+    import typing
+
+    hints = typing.get_type_hints(fn)
+    for name, value in kwargs.items():
+        kind = _annotation_kind(hints.get(name))
+        if kind is None or kind[0] != "list" or value is None:
             continue
-        for n, p in inspect.signature(f).parameters.items():
-            ann = str(p.annotation)
-            if p.annotation in (bool, "bool"):
-                bools.add(f"--{n}")
-            elif "list[" in ann:
-                lists.add(f"--{n}")
-    out: list[str] = []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a in bools and (i + 1 == len(argv) or argv[i + 1].startswith("--")):
-            out += [a, "true"]
-        elif a in lists:
-            i += 1
-            while i < len(argv) and not argv[i].startswith("--"):
-                out += [a + "+", argv[i]]
-                i += 1
-            continue
-        else:
-            out.append(a)
-        i += 1
-    return out
+        if not isinstance(value, list):
+            parser.error(f"--{name}: expected a list of {kind[1].__name__} values, got {value!r}")
+        try:
+            kwargs[name] = [kind[1](v) for v in value]
+        except (TypeError, ValueError):
+            parser.error(f"--{name}: expected {kind[1].__name__} values, got {value!r}")
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from obliviate.errors import ObliviateError
+
+    # ValueError/OSError/ImportError: the library's own checks that predate ObliviateError (empty
+    # forget set, lora_target typos, a missing optional extra, a permission error) speak to the user too.
+    return ObliviateError, ValueError, OSError, ImportError
 
 
 def main(argv: list[str] | None = None) -> None:
-    from jsonargparse import auto_cli
+    """Entry point of the ``obliviate`` command: one message and exit code 2 for bad input, 3 when a
+    guard stopped a run early, 1 (with a pointer to ``--debug``) for an internal error."""
+    import warnings
 
-    from obliviate.config import ConfigError
-    from obliviate.data.io import DataError
-    from obliviate.registry import UnknownPluginError
+    args = sys.argv[1:] if argv is None else list(argv)
+    fn, kwargs = parse(args)
+    debug = kwargs.pop("debug")
+    show = warnings.showwarning
 
+    def notice(message, category, filename, lineno, file=None, line=None):
+        if debug:
+            return show(message, category, filename, lineno, file, line)
+        print(f"notice: {message}", file=sys.stderr)
+
+    warnings.showwarning = notice
     try:
-        auto_cli({f.__name__: f for f in COMMANDS}, args=_bare_bool_flags(sys.argv[1:] if argv is None else argv),
-                 as_positional=False)
-    except (ConfigError, DataError, UnknownPluginError, ValueError, FileNotFoundError) as e:
+        fn(**kwargs)
+    except GuardStopped as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_GUARD) from None
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written to the output; with checkpoints (--train checkpoint_every=K) the "
+              "same command resumes from the last one", file=sys.stderr)
+        raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except _expected_errors() as e:
+        if debug:
+            raise
         print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_INPUT) from None
+    except Exception as e:  # an internal error: say so, and how to see more
+        if debug:
+            raise
+        print(f"internal error: {type(e).__name__}: {e}\n(this is a bug in obliviate or a library it uses; rerun "
+              "with --debug for the traceback and report it)", file=sys.stderr)
+        raise SystemExit(EXIT_INTERNAL) from None
+    finally:
+        warnings.showwarning = show
 
 
 if __name__ == "__main__":

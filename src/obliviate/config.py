@@ -17,13 +17,15 @@ from typing import Any
 
 import yaml
 
+from obliviate.errors import ObliviateError
+
 
 def digest(obj: Any, n: int = 12) -> str:
     """A short stable hash of a JSON-able object (a recipe, settings, a method config): a cache key."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
 
 
-class ConfigError(ValueError):
+class ConfigError(ObliviateError, ValueError):
     """A config key or value that does not fit its dataclass."""
 
 
@@ -101,20 +103,25 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     return value
 
 
-def build_dataclass(cls: type, overrides: dict, *, where: str = "config") -> Any:
-    """Instantiate ``cls`` from its defaults plus ``overrides``; unknown keys and bad types raise."""
+def check_fields(cls: type, overrides: dict, *, where: str = "config") -> dict:
+    """``overrides`` checked against ``cls``'s fields (unknown keys, types) and coerced to them,
+    without building the dataclass (ranges are checked when it is built from every source)."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in overrides if k not in fields]
     if unknown:
         k = unknown[0]
-        close = difflib.get_close_matches(k, list(fields), n=3)
+        close = difflib.get_close_matches(str(k), list(fields), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(
             f"{where}: unknown key {k!r}.{hint} Valid keys: {', '.join(sorted(fields))}."
         )
-    kwargs = {k: _coerce(v, hints[k], k, where) for k, v in overrides.items()}
-    return cls(**kwargs)
+    return {k: _coerce(v, hints[k], k, where) for k, v in overrides.items()}
+
+
+def build_dataclass(cls: type, overrides: dict, *, where: str = "config") -> Any:
+    """Instantiate ``cls`` from its defaults plus ``overrides``; unknown keys and bad types raise."""
+    return cls(**check_fields(cls, overrides, where=where))
 
 
 def to_dict(cfg: Any) -> dict:
@@ -134,14 +141,47 @@ def to_dict(cfg: Any) -> dict:
 def load_yaml(path: str | Path) -> dict:
     """Read a YAML mapping, with the file named in any error."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a folder; give a YAML file")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {p} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text; save the config file as UTF-8") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML ({e})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+# The sections of a run config file, as the shipped presets are written (``presets/<benchmark>/<method>.yaml``).
+RUN_CONFIG_SECTIONS = ("method", "train", "notes")
+
+
+def load_run_config(path: str | Path) -> dict:
+    """A run config file: a YAML mapping with a ``method:`` section (method config fields), a
+    ``train:`` section (TrainConfig fields) and optional ``notes:``, the format of the shipped
+    presets. Sections are checked here (names, mappings); their keys and types are checked
+    against the dataclasses by `build_dataclass`, with this file named in every error."""
+    p = Path(path)
+    data = load_yaml(p)
+    unknown = [k for k in data if k not in RUN_CONFIG_SECTIONS]
+    if unknown:
+        k = str(unknown[0])
+        close = difflib.get_close_matches(k, RUN_CONFIG_SECTIONS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{p}: unknown top-level key {k!r}.{hint} A config file has the sections "
+                          "method: (the method's options), train: (training options) and notes:")
+    for section in ("method", "train"):
+        value = data.get(section)
+        if value is None:
+            data.pop(section, None)
+        elif not isinstance(value, dict):
+            raise ConfigError(f"{p}: {section}: must be a mapping of option: value, got {value!r}")
+        elif any(not isinstance(k, str) for k in value):
+            raise ConfigError(f"{p}: {section}: option names must be strings, got {sorted(map(repr, value))}")
     return data

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Iterable, TypeVar
 
+from obliviate.errors import ObliviateError
+
 KINDS = ("method", "metric", "attack", "benchmark", "selector")
 
 # Modules that register the built-in plug-ins; imported lazily on first lookup so that
@@ -72,7 +74,7 @@ _LOADED: set[str] = set()
 T = TypeVar("T")
 
 
-class UnknownPluginError(KeyError):
+class UnknownPluginError(ObliviateError, KeyError):
     """Raised for a name that is not registered; the message lists close matches."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly.

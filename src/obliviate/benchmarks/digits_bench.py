@@ -18,7 +18,7 @@ from torch import nn
 
 import obliviate.metrics.classification as cm
 from obliviate import registry
-from obliviate.config import digest
+from obliviate.config import ConfigError, digest
 from obliviate.benchmarks.digits import load_digits_task, oracle_model, original_model
 from obliviate.methods.vision.base import ClassificationTask, VisionContext
 from obliviate.metrics.base import MetricResult
@@ -113,7 +113,17 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
     Rows "original" and "retrain" (the exact oracle) are always included.
     """
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    names = registry.names("method", "image") if methods == "all" else list(methods)
+    names = registry.names("method", "image") if methods == "all" or list(methods) == ["all"] else list(methods)
+    if not names:
+        raise ConfigError("methods is empty; name at least one image method, or 'all'")
+    seeds = list(seeds)
+    if not seeds:
+        raise ConfigError("seeds is empty; give at least one seed (e.g. --seeds 0 or --seeds '[0,1,2]')")
+    for n in names:
+        modalities = registry.get("method", n).modalities
+        if "image" not in modalities:
+            raise ConfigError(f"method {n!r} unlearns {'/'.join(modalities)} models; the digits benchmark runs image "
+                              f"methods: {', '.join(registry.names('method', 'image'))}")
     overrides = method_overrides or {}
     unknown = [k for k in overrides if k not in names]
     if unknown:

@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 
 from obliviate.data.task import QAItem
+from obliviate.errors import ObliviateError
 
 QUESTION_KEYS = ("question", "prompt", "input")
 ANSWER_KEYS = ("answer", "response", "output", "completion")
 
 
-class DataError(ValueError):
+class DataError(ObliviateError, ValueError):
     """Bad input data; the message names the file, the line and the fix."""
 
 
@@ -50,6 +51,10 @@ def _item_from_record(rec: dict, where: str, index: int) -> QAItem:
             f"{', '.join(QUESTION_KEYS if missing == 'question' else ANSWER_KEYS)}, or a 'messages' list); "
             f"keys present: {sorted(rec)}"
         )
+    for name, text in (("question", q), ("answer", a)):
+        if not text.strip():
+            raise DataError(f"{where}: the {name} is empty; every record needs a non-empty question and answer "
+                            "(remove the record or fill it in)")
     pert = rec.get("perturbed_answers", rec.get("perturbed_answer", ()))
     if isinstance(pert, str):
         pert = (pert,)
@@ -67,10 +72,31 @@ def _item_from_record(rec: dict, where: str, index: int) -> QAItem:
 
 
 def read_qa_file(path: str | Path) -> list[QAItem]:
-    """Read QA items from ``.jsonl`` (one object per line), ``.json`` (a list) or ``.csv``."""
+    """Read QA items from ``.jsonl`` (one object per line), ``.json`` (a list) or ``.csv``.
+
+    Files must be UTF-8; an empty question or answer, or a CSV header naming a column twice, is an
+    error naming the file and line (a repeated column would silently keep only its last value)."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"{p}: file not found")
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder; give a .jsonl, .json or .csv file")
+    try:
+        return _read_qa_file(p)
+    except UnicodeDecodeError:
+        raise DataError(f"{p}:{_first_non_utf8_line(p)}: not UTF-8 text; save the file as UTF-8") from None
+
+
+def _first_non_utf8_line(p: Path) -> int:
+    for lineno, raw in enumerate(p.read_bytes().splitlines(), start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return lineno
+    return 1
+
+
+def _read_qa_file(p: Path) -> list[QAItem]:
     items: list[QAItem] = []
     if p.suffix == ".jsonl":
         with p.open(encoding="utf-8") as f:
@@ -92,8 +118,17 @@ def read_qa_file(path: str | Path) -> list[QAItem]:
         items = [_item_from_record(r, f"{p}[{i}]", i) for i, r in enumerate(data)]
     elif p.suffix == ".csv":
         with p.open(encoding="utf-8", newline="") as f:
-            for i, row in enumerate(csv.DictReader(f)):
-                items.append(_item_from_record(dict(row), f"{p}:{i + 2}", i))
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            dupes = sorted({c for c in header if header.count(c) > 1})
+            if dupes:
+                raise DataError(f"{p}:1: column(s) {', '.join(map(repr, dupes))} appear more than once in the header; "
+                                "give each column once")
+            for i, row in enumerate(reader):
+                if None in row:  # more cells than header columns
+                    raise DataError(f"{p}:{reader.line_num}: {len(header) + len(row[None])} cells for "
+                                    f"{len(header)} header columns; quote cells that contain commas")
+                items.append(_item_from_record(dict(row), f"{p}:{reader.line_num}", i))
     else:
         raise DataError(f"{p}: unsupported file type {p.suffix!r}; use .jsonl, .json or .csv")
     return items

@@ -63,8 +63,13 @@ def method(
     kind: str = "loss",
     summary: str = "",
     prepare: Callable[..., Any] | None = None,
+    saveable: bool = True,
 ) -> Callable[[Callable], Callable]:
-    """Register ``fn`` as method ``name``: a loss (``kind="loss"``) or a procedure (``kind="run"``)."""
+    """Register ``fn`` as method ``name``: a loss (``kind="loss"``) or a procedure (``kind="run"``).
+
+    ``saveable=False`` marks a method whose result is an inference-time wrapper with no weights of
+    its own (ECO, WHP logits): it cannot be saved as a model folder, so `obliviate unlearn` refuses
+    it before any work instead of failing after it."""
 
     def deco(fn: Callable) -> Callable:
         spec = MethodSpec(
@@ -84,6 +89,7 @@ def method(
             modalities=modalities,
             needs=needs,
             summary=summary or (fn.__doc__ or "").strip().split("\n")[0],
+            saveable=saveable,
         )(spec)
         return fn
 

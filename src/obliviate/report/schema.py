@@ -72,31 +72,51 @@ class Report:
         return None if m is None else m["value"]
 
 
+def strict_json(obj: Any) -> Any:
+    """``obj`` as plain JSON data: NaN and infinities become null (JSON has no such numbers, and
+    Python's bare ``NaN`` breaks other readers), numpy values become Python ones, tuples and sets
+    lists, other objects their ``str``."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return strict_json(obj.tolist())
+    if isinstance(obj, np.generic):
+        return strict_json(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return str(obj)
+
+
+def dumps_strict(obj: Any, indent: int | None = 2) -> str:
+    """Strict JSON text of ``obj`` (see `strict_json`)."""
+    return json.dumps(strict_json(obj), indent=indent, allow_nan=False)
+
+
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """Write JSON to a temp file in the same folder, then rename: readers never see half a file."""
+    """Write strict JSON (NaN as null) to a temp file in the same folder, then rename: readers never
+    see half a file. The file gets the permissions the user's umask gives."""
+    from obliviate.outputs import apply_umask
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, default=_default)
+            f.write(dumps_strict(obj))
+        apply_umask(tmp)
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return p
-
-
-def _default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    return str(o)
 
 
 def load_report(path: str | os.PathLike) -> dict[str, Any]:

@@ -51,13 +51,17 @@ class TrainConfig:
     optimizer: Literal["adamw", "sgd"] = "adamw"
     seed: int = 0
     max_length: int = 256
+    # Recompute each layer's activations in the backward pass instead of keeping them: activation
+    # memory drops from O(layers x tokens) to about one layer's, for ~30% more compute per step.
+    gradient_checkpointing: bool = False
     # LoRA via peft: train adapters only; the reference model is the adapter-disabled base.
     lora: bool = False
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
-    lora_target: tuple[str, ...] = ("q_proj", "v_proj")
-    merge_lora: bool = True  # merge adapters into the weights at the end (plain model out)
+    lora_target: tuple[str, ...] = ()  # empty: peft's default layers for the architecture (GPT-2 c_attn, Llama q/v)
+    lora_output: Literal["merged", "adapter"] = "merged"  # merged: a plain model; adapter: the PeftModel
+    merge_lora: bool = True  # older presets' switch: false means lora_output="adapter"
     # Guard rails (on by default).
     guard_nan: bool = True
     collapse_factor: float = 3.0  # retain-probe NLL above factor x start (+0.5) = collapse; 0 disables
@@ -68,6 +72,38 @@ class TrainConfig:
     checkpoint_every: int = 0  # write a resumable checkpoint every k steps into output_dir
     output_dir: str = ""
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Range checks, so a bad value fails before a model loads rather than as a traceback (or
+        worse, a silent one-step run) mid-training."""
+        checks = (
+            ("lr", self.lr > 0 and math.isfinite(self.lr), "must be a positive number"),
+            ("epochs", self.max_steps > 0 or (self.epochs > 0 and math.isfinite(self.epochs)),
+             "must be above 0 (passes over the forget set; or set max_steps)"),
+            ("max_steps", self.max_steps >= 0, "must be 0 (use epochs) or a positive number of optimizer steps"),
+            ("batch_size", self.batch_size >= 1, "must be at least 1 (examples per micro-batch)"),
+            ("grad_accum", self.grad_accum >= 1, "must be at least 1 (micro-batches per optimizer step)"),
+            ("weight_decay", self.weight_decay >= 0, "must be 0 or more"),
+            ("warmup_steps", self.warmup_steps >= 0, "must be 0 or more"),
+            ("max_grad_norm", self.max_grad_norm >= 0, "must be 0 (no clipping) or more"),
+            ("max_length", self.max_length >= 2, "must be at least 2 tokens (and above the longest prompt)"),
+            ("lora_r", self.lora_r >= 1, "must be at least 1"),
+            ("lora_alpha", self.lora_alpha > 0, "must be above 0"),
+            ("lora_dropout", 0 <= self.lora_dropout < 1, "must be in [0, 1)"),
+            ("collapse_factor", self.collapse_factor == 0 or (self.collapse_factor > 1
+                                                              and math.isfinite(self.collapse_factor)),
+             "must be above 1 (stop when the retain NLL passes that multiple of its start) or 0 to disable the guard"),
+            ("probe_every", self.probe_every >= 0, "must be 0 (no probes) or more"),
+            ("probe_size", self.probe_size >= 1, "must be at least 1"),
+            ("checkpoint_every", self.checkpoint_every >= 0, "must be 0 (no checkpoints) or more"),
+            ("best_rule", self.best_rule in BEST_RULES, f"must be one of {', '.join(BEST_RULES)}"),
+        )
+        bad = [(k, why) for k, ok, why in checks if not ok]
+        if bad:
+            from obliviate.config import ConfigError
+
+            k, why = bad[0]
+            raise ConfigError(f"train option {k}={getattr(self, k)!r} {why}")
 
 
 @dataclass
@@ -83,9 +119,15 @@ class RunLog:
     best_step: int | None = None
     resumed_from: int | None = None
     seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)  # settings the run changed or ignored, and why
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @property
+    def guard_stopped(self) -> bool:
+        """True when a guard (NaN/inf loss, utility collapse) ended the run early."""
+        return self.stopped != "completed" and not self.stopped.startswith("collapse warning")
 
 
 def seed_everything(seed: int) -> None:
@@ -157,6 +199,34 @@ def _probe_nll(model: torch.nn.Module, batch: dict[str, torch.Tensor] | None) ->
         return float(losses.mean_nll_per_example(logits, batch["labels"]).mean())
 
 
+def _activation_checkpointing(model: torch.nn.Module, on: bool, frozen_embeddings: bool = False) -> None:
+    """Switch recomputing layer activations in the backward pass on or off.
+
+    Non-reentrant: torch's recommended mode, and the one that is correct when no input of a
+    checkpointed layer requires grad. With frozen embeddings (LoRA) their output has no grad, so
+    peft's recipe applies as well: a hook marks it as requiring grad. transformers 5 registers
+    that hook itself when checkpointing is switched on (and names the switch
+    ``activation_checkpointing_*``; the old ``gradient_checkpointing_*`` names warn); older
+    releases need it asked for. Switching off removes the hook, whoever registered it.
+    """
+    kwargs = {"use_reentrant": False}
+    new_names = hasattr(model, "activation_checkpointing_enable")
+    if on:
+        if new_names:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        if frozen_embeddings and not hasattr(model, "_require_grads_hook"):
+            model.enable_input_require_grads()
+        return
+    if new_names:
+        model.activation_checkpointing_disable()
+    else:
+        model.gradient_checkpointing_disable()
+    if hasattr(model, "_require_grads_hook"):
+        model.disable_input_require_grads()
+
+
 def _progress(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -164,13 +234,120 @@ def _progress(enabled: bool):
                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not enabled, transient=True)
 
 
+def _model_digest(model: torch.nn.Module) -> str:
+    from obliviate.models.loading import model_fingerprint
+
+    return model_fingerprint(model)
+
+
+def _check_answers_fit(streams: dict[str, list], task: ForgetTask, tokenizer: PreTrainedTokenizerBase,
+                       fmt: PromptFormat, max_length: int) -> None:
+    """Refuse a max_length that cuts a QA item down to its prompt: its answer would not be trained on
+    (and its loss would be NaN)."""
+    for name, items in (("forget", task.forget), ("retain", task.retain)):
+        for i, (it, e) in enumerate(zip(items, streams[name])):
+            if len(e.input_ids) > e.n_prompt:
+                continue
+            full = encode_pair(tokenizer, fmt.prompt(it.question, tokenizer, it.context),
+                               fmt.answer(it.answer, tokenizer), append_eos=fmt.append_eos, max_length=10**9)
+            from obliviate.config import ConfigError
+
+            raise ConfigError(f"train option max_length={max_length} is not above the prompt of {name} item {i} "
+                              f"(id {it.id!r}): the prompt alone is {full.n_prompt} tokens, so none of its answer "
+                              f"would be trained on. Raise max_length to at least {len(full.input_ids)}, or shorten "
+                              "the prompt (system prompt, template).")
+
+
+def _retain_guard_notices(train_cfg: TrainConfig, has_retain: bool) -> list[str]:
+    """Guards and rules that read the retain-probe NLL: without retain data the collapse guard is
+    off (with a notice), and a best-step rule that scores the retain NLL cannot be applied."""
+    import warnings
+
+    if has_retain:
+        return []
+    if train_cfg.best_rule in ("min_retain_nll", "max_gap"):
+        from obliviate.config import ConfigError
+
+        raise ConfigError(f"train option best_rule={train_cfg.best_rule!r} scores the retain NLL, but there is no "
+                          "retain data; give retain data or use best_rule=last or max_forget_nll")
+    notices = []
+    if train_cfg.collapse_factor > 0 and train_cfg.probe_every:
+        notices.append("no retain data: the utility-collapse guard is off (it watches the retain NLL); give retain "
+                       "data to turn it on")
+    for n in notices:
+        warnings.warn(n, stacklevel=3)
+    return notices
+
+
+def _snapshot_ref(snap: Snapshot, step: int, initial: Snapshot, tensors: dict) -> dict:
+    """How a checkpoint at ``step`` refers to a guard's snapshot: the starting weights, the weights at
+    the checkpoint itself, or a copy saved with it."""
+    if snap is initial:
+        return {"step": snap.step, "source": "initial"}
+    if snap.step == step:  # taken at this step's probe, after its optimizer step: the current weights
+        return {"step": snap.step, "source": "current"}
+    tensors.setdefault(f"step{snap.step}", snap.state)
+    return {"step": snap.step, "source": f"step{snap.step}"}
+
+
+def _run_state(step: int, log: RunLog, guard: CollapseGuard | None, good: Snapshot, initial: Snapshot,
+               best: tuple[float, Snapshot] | None) -> tuple[dict, dict]:
+    """The guards' state at ``step`` for a checkpoint (JSON) and the weight snapshots it needs."""
+    tensors: dict[str, dict[str, torch.Tensor]] = {}
+    state = {
+        "probes": log.probes, "stopped": log.stopped,
+        "collapse": {"start": guard.start, "history": guard.history} if guard is not None else None,
+        "good": _snapshot_ref(good, step, initial, tensors),
+        "best": None if best is None else {"score": best[0], **_snapshot_ref(best[1], step, initial, tensors)},
+    }
+    return state, tensors
+
+
+def _nan_back(rows: list[dict]) -> list[dict]:
+    """Checkpoint metadata is strict JSON (NaN stored as null): turn the numbers back."""
+    return [{k: float("nan") if v is None else v for k, v in r.items()} for r in rows]
+
+
+def _restore_run_state(meta: dict, log: RunLog, guard: CollapseGuard | None, initial: Snapshot,
+                       model: torch.nn.Module, out_dir: str) -> tuple[Snapshot, tuple[float, Snapshot] | None]:
+    """Put the log and the guards back as they were when the checkpoint was written (the model,
+    optimizer and scheduler are restored already); returns the last good and the best snapshots."""
+    step = int(meta["step"])
+    state = meta.get("run_state") or {}
+    log.history = _nan_back(meta.get("history", []))
+    log.probes = _nan_back(state.get("probes", []))
+    log.stopped = state.get("stopped", "completed")
+    collapse = state.get("collapse")
+    if guard is not None and collapse:
+        guard.start = collapse["start"]
+        guard.history = [(int(s), float("nan") if v is None else v) for s, v in collapse["history"]]
+    current = Snapshot.take(model, step)
+
+    def snap(ref: dict) -> Snapshot:
+        if ref["source"] == "initial":
+            return initial
+        if ref["source"] == "current":
+            return current
+        return Snapshot(int(ref["step"]), ckpt.load_snapshot(out_dir, ref["source"]))
+
+    good = snap(state["good"]) if state.get("good") else current
+    b = state.get("best")
+    best = None
+    if b:
+        score = float("nan") if b["score"] is None else b["score"]
+        best = (score, good if (b["source"], b["step"]) == (state["good"]["source"], state["good"]["step"])
+                else snap(b))
+    return good, best
+
+
 def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, task: ForgetTask, spec: MethodSpec,
                    method_cfg: Any, train_cfg: TrainConfig, fmt: PromptFormat | None = None,
                    needs_reference: bool = False) -> tuple[torch.nn.Module, RunLog]:
     """Run a gradient method on ``task``; returns the unlearned model and the run log.
 
-    The model is modified in place (pass a copy to keep the original). With ``train_cfg.lora`` the
-    returned model has the adapters merged unless ``merge_lora=False``.
+    The model is modified in place (pass a copy to keep the original) and keeps its dtype. With
+    ``train_cfg.lora`` the returned model has the adapters merged, or is the `PeftModel` with
+    ``lora_output="adapter"`` (or the older ``merge_lora=False``).
     """
     if spec.loss is None:
         raise TypeError(f"method {spec.name!r} is not a gradient method; call its run() instead")
@@ -181,20 +358,22 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     seed_everything(train_cfg.seed)
     accelerator = Accelerator(gradient_accumulation_steps=1, cpu=not torch.cuda.is_available())
     t0 = time.perf_counter()
+    # The starting weights' hash goes into the resume fingerprint; only runs with an output_dir pay for it.
+    start_digest = _model_digest(model) if train_cfg.output_dir else ""
 
     reference: torch.nn.Module | None = None
     if train_cfg.lora:
-        from peft import LoraConfig, get_peft_model
+        from obliviate.models.lora import wrap_lora
 
-        model = get_peft_model(model, LoraConfig(r=train_cfg.lora_r, lora_alpha=train_cfg.lora_alpha,
-                                                 lora_dropout=train_cfg.lora_dropout,
-                                                 target_modules=list(train_cfg.lora_target), task_type="CAUSAL_LM"))
+        model = wrap_lora(model, train_cfg.lora_r, train_cfg.lora_alpha, train_cfg.lora_dropout, train_cfg.lora_target)
         if needs_reference:
             reference = _AdapterDisabledReference(model)
     elif needs_reference:
         reference = copy.deepcopy(model).eval()
         for p in reference.parameters():
             p.requires_grad_(False)
+    if train_cfg.gradient_checkpointing:
+        _activation_checkpointing(model, True, frozen_embeddings=train_cfg.lora)
 
     # QA items and raw documents (MUSE/WMDP-style tasks) feed the same forget / retain streams
     streams = {
@@ -226,6 +405,8 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     missing = [s for s in spec.streams if s != "retain" and not streams.get(s)]
     if missing:
         raise ValueError(f"method {spec.name!r} needs the {missing[0]!r} data stream, which is empty")
+    _check_answers_fit(streams, task, tokenizer, fmt, train_cfg.max_length)
+    notices = _retain_guard_notices(train_cfg, has_retain=bool(streams["retain"]))
 
     groups = spec.prepare(method_cfg, model, task, tokenizer, fmt) if spec.prepare is not None else None
     params = [p for p in model.parameters() if p.requires_grad]
@@ -251,20 +432,26 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
 
     probe = {s: to_dev(collate(streams[s][: train_cfg.probe_size], pad)) if streams.get(s) else None
              for s in ("forget", "retain")}
-    log = RunLog(method=spec.name, total_steps=total)
-    start_step = 0
-    if train_cfg.output_dir:
-        meta = ckpt.load_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer, scheduler)
-        if meta is not None:
-            start_step = log.resumed_from = int(meta["step"])
-            log.history = meta.get("history", [])
-    ctx = StepContext(step=start_step, total_steps=total, reference=reference)
-    guard = CollapseGuard(train_cfg.collapse_factor) if train_cfg.collapse_factor > 0 else None
+    log = RunLog(method=spec.name, total_steps=total, notices=notices)
+    # The collapse guard watches the retain NLL: without retain data it has nothing to watch (notice above).
+    guard = CollapseGuard(train_cfg.collapse_factor) if train_cfg.collapse_factor > 0 and probe["retain"] is not None \
+        else None
     # In-memory snapshots of the trainable weights back the NaN/collapse roll-back; above ~200M
     # trainable parameters they would double memory, so large full fine-tunes rely on disk checkpoints.
     small = sum(p.numel() for p in params) <= 200_000_000
-    good = Snapshot.take(accelerator.unwrap_model(model), start_step)
+    good = initial = Snapshot.take(accelerator.unwrap_model(model), 0)
     best: tuple[float, Snapshot] | None = None
+    start_step = 0
+    fingerprint = None
+    if train_cfg.output_dir:
+        fingerprint = ckpt.run_fingerprint(spec.name, method_cfg, train_cfg, ckpt.data_digest(streams), start_digest)
+        meta = ckpt.load_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer, scheduler,
+                                    fingerprint=fingerprint)
+        if meta is not None:
+            start_step = log.resumed_from = int(meta["step"])
+            good, best = _restore_run_state(meta, log, guard, good, accelerator.unwrap_model(model),
+                                            train_cfg.output_dir)
+    ctx = StepContext(step=start_step, total_steps=total, reference=reference)
     world, rank = accelerator.num_processes, accelerator.process_index
 
     def do_probe(step: int) -> dict[str, float]:
@@ -325,8 +512,10 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
                 if train_cfg.output_dir and train_cfg.checkpoint_every and (step + 1) % train_cfg.checkpoint_every == 0:
                     accelerator.wait_for_everyone()
                     if accelerator.is_main_process:
+                        state, snapshots = _run_state(step + 1, log, guard, good, initial, best)
                         ckpt.save_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer,
-                                             scheduler, step + 1, {"history": log.history})
+                                             scheduler, step + 1, {"history": log.history, "fingerprint": fingerprint,
+                                                                   "run_state": state}, snapshots=snapshots)
         except TrainingStopped as e:
             good.restore(accelerator.unwrap_model(model))
             log.stopped = str(e)
@@ -340,7 +529,9 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     if not train_cfg.lora:  # a prepare hook may have frozen parameters for the run only
         for p in model.parameters():
             p.requires_grad_(True)
-    if train_cfg.lora and train_cfg.merge_lora:
+    if train_cfg.gradient_checkpointing:  # a training-time setting: the returned model runs as loaded
+        _activation_checkpointing(model, False)
+    if train_cfg.lora and train_cfg.lora_output == "merged" and train_cfg.merge_lora:
         model = model.merge_and_unload()
     log.seconds = time.perf_counter() - t0
     return model, log

@@ -248,7 +248,7 @@ class WHPLogitModel(LogitsWrapper):
 
 @method("whp_logit", config=WHPLogitConfig, kind="run", paper="MUSE: Machine Unlearning Six-Way Evaluation for "
         "Language Models (WHP baseline)", arxiv="2407.06460", code="https://github.com/jaechan-repo/muse_bench",
-        summary="Inference-time WHP: combine baseline and reinforced logits (no fine-tuning)")
+        summary="Inference-time WHP: combine baseline and reinforced logits (no fine-tuning)", saveable=False)
 def whp_logit(cfg: WHPLogitConfig, model, task, *, tokenizer, train, fmt):
     reinforced = _reinforce(model, tokenizer, task, train, fmt, cfg.reinforce_epochs, cfg.reinforce_lr,
                             cfg.reinforced_path)
