@@ -101,7 +101,8 @@ def main() -> None:
         print(f"done: {cfg}", file=sys.stderr, flush=True)
     print(f"{_gguf()[1]} (dequantised on load); gradient ascent, batch {args.batch} x {args.seq} tokens; "
           f"1 warm-up + {args.steps} timed steps; torch threads {rows[0]['threads']}\n")
-    print("| training | dtype | grad. ckpt | RSS after load MiB | peak RSS MiB | s / step | max s / step | loss step 1 |")
+    print("| training | dtype | grad. ckpt | RSS after load MiB | peak RSS MiB | s / step | max s / step "
+          "| loss step 1 |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {'LoRA r=8' if r['lora'] else 'full'} | {r['dtype']} | {'on' if r['checkpointing'] else 'off'} "

@@ -229,9 +229,6 @@ CLI_CASES = [
                                             str(i / "forget.jsonl")], 2, ["distinct name"]),
     ("audit_unknown_metric", lambda i, w: ["audit", "--model", str(i / "model"), "--forget", str(i / "forget.jsonl"),
                                            "--metrics", "forget_qualty"], 2, ["unknown metric 'forget_qualty'"]),
-    ("audit_two_tokenizers", lambda i, w: ["audit", "--model", f"a={i / 'model'}", f"b={i / 'other_tok'}", "--forget",
-                                           str(i / "forget.jsonl"), "--out", str(w / "a.json")], 2,
-     ["'a' and 'b' have different tokenizers"]),
     ("audit_model_missing", lambda i, w: ["audit", "--model", "./gone", "--forget", str(i / "forget.jsonl")], 2,
      ["./gone", "no such file or folder"]),
     # bench

@@ -85,3 +85,27 @@ def test_plain_format_can_be_forced_on_an_instruct_model(tmp_path, instruct_dir,
           str(tmp_path / "o"), "--prompt_format", "plain", "--train", "max_steps=1", "--train", "progress=false",
           "--train", "probe_every=0"])
     assert f"Question: {tiny_task.forget[0].question}\nAnswer:" in seen
+
+
+def test_audit_scores_each_model_with_its_own_tokenizer(tmp_path, tiny_model, tiny_tokenizer, tiny_task):
+    """Two models with different tokenizers in one audit: each is scored as it is alone."""
+    from obliviate.models.loading import save_model_atomic
+    from obliviate.models.tiny import TinyLlamaConfig, build_tiny_llama, train_tokenizer
+
+    other_tok = train_tokenizer([f"{it.question} {it.answer}" for it in tiny_task.forget] * 5, vocab_size=280)
+    other = build_tiny_llama(len(other_tok), TinyLlamaConfig(hidden_size=32, num_hidden_layers=2,
+                                                             num_attention_heads=2, intermediate_size=64), seed=1,
+                             pad_token_id=other_tok.pad_token_id, bos_token_id=other_tok.bos_token_id,
+                             eos_token_id=other_tok.eos_token_id)
+    a = save_model_atomic(tiny_model, tiny_tokenizer, tmp_path / "a")
+    b = save_model_atomic(other, other_tok, tmp_path / "b")
+    f = tmp_path / "forget.jsonl"
+    _write_messages(f, tiny_task.forget)
+    common = ["--forget", str(f), "--metrics", "forget_prob", "--max_new_tokens", "2"]
+    main(["audit", "--model", f"a={a}", f"b={b}", *common, "--out", str(tmp_path / "both.json")])
+    main(["audit", "--model", f"b={b}", *common, "--out", str(tmp_path / "b.json")])
+    main(["audit", "--model", f"a={a}", *common, "--out", str(tmp_path / "a.json")])
+    both = json.loads((tmp_path / "both.json").read_text())["models"]
+    for name in ("a", "b"):
+        alone = json.loads((tmp_path / f"{name}.json").read_text())["models"][name]
+        assert both[name]["metrics"]["forget_prob"]["value"] == alone["metrics"]["forget_prob"]["value"]

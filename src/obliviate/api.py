@@ -304,13 +304,18 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
     gradient norms that the gradient-norm MIA reads (one backward pass per forget/holdout item).
     ``ulira_shadows`` = K > 0 adds the U-LiRA per-example attack (``metrics.lm_ulira``): K shadow
     fine-tunes of the benchmark's recipe (cached), then one AUC per model against the reference.
+    ``tokenizer`` may be a dict {model name: tokenizer}: each model is then scored, generated and
+    attacked with its own tokenizer (one scoring cache per distinct tokenizer, in the same prompt
+    format kind, or each tokenizer's own under ``"auto"``).
     """
     if reference is not None and reference not in models:
         raise ValueError(f"reference {reference!r} is not among the audited models ({', '.join(models)})")
-    cache = cache or ScoringCache(tokenizer, prompt_format(tokenizer, fmt))
+    caches = _caches_per_model(models, tokenizer, fmt, cache)
+    first = reference if reference is not None else next(iter(models))
+    cache, tokenizer = caches[first], caches[first].tokenizer
     names = list(metrics) if metrics is not None else registry.names("metric", "text")
     fns = {n: registry.get("metric", n).obj for n in names}
-    views = {name: build_view(m, name, task, cache, gradnorm=gradnorm) for name, m in models.items()}
+    views = {name: build_view(m, name, task, caches[name], gradnorm=gradnorm) for name, m in models.items()}
     ref_view = views.get(reference) if reference else None
     report = Report(kind=kind, task={"name": task.name, "n_forget": len(task.forget), "n_retain": len(task.retain),
                                      "n_holdout": len(task.holdout), **{k: v for k, v in task.metadata.items()
@@ -328,10 +333,10 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
                 entry.skipped[mname] = str(e)
         report.models[name] = entry
     if ulira_shadows:
-        _add_ulira(report, models, task, tokenizer, cache, reference, ulira_shadows)
+        _add_ulira(report, models, task, tokenizer, caches, reference, ulira_shadows)
     if attacks:
-        _run_attacks(report, models, views, task, tokenizer, cache, fns, ref_view, reference, attacks,
-                     attack_params or {}, attack_models)
+        _run_attacks(report, models, views, task, caches, fns, ref_view, reference, attacks, attack_params or {},
+                     attack_models)
     used = set(fns) | set(attacks) | ({"ulira"} if ulira_shadows else set())
     report.citations = [p.record() for p in registry.plugins() if p.name in used and p.arxiv]
     if out is not None:
@@ -339,7 +344,35 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
     return report
 
 
-def _add_ulira(report: Report, models: dict, task: ForgetTask, tokenizer: Any, cache: ScoringCache,
+def _caches_per_model(models: dict, tokenizer: Any, fmt: PromptFormat | str | None,
+                      cache: ScoringCache | None) -> dict[str, ScoringCache]:
+    """One scoring cache per distinct tokenizer, by model name. A given ``cache`` serves the models
+    that use its tokenizer; the others get caches with its settings (batch, lengths, format)."""
+    toks = tokenizer if isinstance(tokenizer, dict) else {name: tokenizer for name in models}
+    missing = [n for n in models if toks.get(n) is None and cache is None]
+    if missing:
+        raise ValueError(f"no tokenizer for model(s) {', '.join(missing)}; pass tokenizer={{name: tokenizer}} "
+                         "with one entry per audited model")
+    by_tok: dict[int, ScoringCache] = {id(cache.tokenizer): cache} if cache is not None else {}
+    out = {}
+    for name in models:
+        tok = toks.get(name) or cache.tokenizer
+        if id(tok) not in by_tok:
+            kind = fmt if fmt is not None else (cache.fmt.kind if cache is not None else None)
+            if isinstance(kind, PromptFormat):
+                f = kind
+            elif cache is not None and kind == cache.fmt.kind:
+                f = cache.fmt  # the same system prompt, template and template variables
+            else:  # "auto": this tokenizer's own kind, with the given cache's settings when it matches
+                f = prompt_format(tok, kind)
+                f = cache.fmt if cache is not None and f.kind == cache.fmt.kind else f
+            by_tok[id(tok)] = ScoringCache(tok, f, **({"batch_size": cache.batch_size, "max_length": cache.max_length,
+                                                       "max_new_tokens": cache.max_new_tokens} if cache else {}))
+        out[name] = by_tok[id(tok)]
+    return out
+
+
+def _add_ulira(report: Report, models: dict, task: ForgetTask, tokenizer: Any, caches: dict[str, ScoringCache],
                reference: str | None, n_shadows: int) -> None:
     from obliviate.metrics.lm_ulira import lm_ulira, train_lm_shadows
 
@@ -352,9 +385,13 @@ def _add_ulira(report: Report, models: dict, task: ForgetTask, tokenizer: Any, c
             entry.skipped["ulira"] = str(e)
         return
     for name, model in models.items():
+        if caches[name] is not caches[reference]:
+            report.models[name].skipped["ulira"] = ("U-LiRA scores a model and the oracle on the same tokens; this "
+                                                    "model's tokenizer differs from the reference's")
+            continue
         try:
             report.models[name].metrics["ulira"] = lm_ulira(model, models[reference], task, tokenizer,
-                                                            shadows=shadows, cache=cache).to_dict()
+                                                            shadows=shadows, cache=caches[name]).to_dict()
         except ValueError as e:  # too few IN/OUT shadow scores for every item
             report.models[name].skipped["ulira"] = str(e)
 
@@ -377,7 +414,7 @@ def recovered_share(k_target: float, k_unlearned: float, k_attacked: float) -> f
     return float("nan") if removed <= 1e-12 else (k_attacked - k_unlearned) / removed
 
 
-def _run_attacks(report: Report, models: dict, views: dict, task: ForgetTask, tokenizer: Any, cache: ScoringCache,
+def _run_attacks(report: Report, models: dict, views: dict, task: ForgetTask, caches: dict[str, ScoringCache],
                  fns: dict, ref_view: Any, reference: str | None, attacks: Sequence[str], params: dict,
                  targets: Sequence[str] | None) -> None:
     rows = []
@@ -385,10 +422,11 @@ def _run_attacks(report: Report, models: dict, views: dict, task: ForgetTask, to
     for aname in attacks:
         afn = registry.get("attack", aname).obj
         for mname in targets if targets is not None else [n for n in models if n != reference]:
+            cache = caches[mname]  # the model's own tokenizer and prompt format
             kw = dict(params.get(aname, {}))
             if "fmt" in inspect.signature(afn).parameters:
                 kw.setdefault("fmt", cache.fmt)  # attacks encode through the audit's prompt format
-            res = afn(models[mname], task, tokenizer, **kw)
+            res = afn(models[mname], task, cache.tokenizer, **kw)
             label = f"{mname}@{aname}"
             view = build_view(res.model, label, res.task, cache)
             entry = ModelEntry(name=label, role="attacked", run={"attack": aname, "of": mname, **res.details})

@@ -202,18 +202,26 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
     models, tokenizers = {}, {}
     for name, path in specs.items():
         models[name], tokenizers[name] = api.load_model(path, dtype=dtype)
-    first = next(iter(tokenizers))
-    tok = tokenizers[first]
-    for name, other in tokenizers.items():
-        if other.get_vocab() != tok.get_vocab():
-            raise ConfigError(f"models {first!r} and {name!r} have different tokenizers; one audit scores every "
-                              "model with one tokenizer, so audit them separately")
+    # Each model is scored with its own tokenizer; models whose tokenizers are the same (vocabulary
+    # and chat template) share one, and so one scoring cache.
+    distinct: list = []
+    for name, t in tokenizers.items():
+        same = next((d for d in distinct if d.get_vocab() == t.get_vocab()
+                     and getattr(d, "chat_template", None) == getattr(t, "chat_template", None)), None)
+        if same is None:
+            distinct.append(t)
+        tokenizers[name] = same or t
     from obliviate.scoring.cache import ScoringCache
 
+    # The first model's cache sets the prompt format and lengths; the audit gives every other
+    # tokenizer a cache with the same settings.
+    first = "oracle" if reference else next(iter(models))
+    tok = tokenizers[first]
     cache = ScoringCache(tok, _prompt_format(tok, prompt_format, system_prompt, template_var, prompt_template),
                          max_new_tokens=max_new_tokens)
-    report = api_audit(models, task, tok, reference="oracle" if reference else None, metrics=metrics, out=out,
-                       cache=cache, ulira_shadows=ulira_shadows, attacks=attacks or (), attack_params=attack_params)
+    report = api_audit(models, task, tokenizers, reference="oracle" if reference else None, metrics=metrics, out=out,
+                       cache=cache, fmt="template" if prompt_template else prompt_format, ulira_shadows=ulira_shadows,
+                       attacks=attacks or (), attack_params=attack_params)
     print_table(report, [m for m in HEADLINE if any(m in e.metrics or m in e.skipped for e in report.models.values())])
     print(f"report written to {out}")
 
