@@ -117,7 +117,7 @@ def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, 
     log = res.log
     record = {"method": method, "status": "stopped by a guard" if log.guard_stopped else "completed",
               "kept_step": log.steps, "method_config": res.method_config, "train_config": res.train_config,
-              "prompt_format": _fmt_record(fmt), "log": log.to_dict()}
+              "prompt_format": fmt.to_dict(), "log": log.to_dict()}
     api.save_unlearned(res, tok, out, overwrite=overwrite, extra_files={"run.json": dumps_strict(record)})
     if ckpt_dir is not None:  # the run is complete and saved: its checkpoints have nothing left to resume
         shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -304,12 +304,6 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
                        attack_params=_attack_kv(attacks, attack_set))
     print_bench_table(report, HEADLINE, title=f"obliviate bench: {report.task['name']}")
     print(f"report written to {out_dir}/report.json and report.html")
-
-
-def _fmt_record(fmt) -> dict:
-    """The prompt format as the run record stores it."""
-    return {"kind": fmt.kind, "system_prompt": fmt.system_prompt, "template_vars": dict(fmt.template_vars),
-            "template": fmt.template}
 
 
 def _kv(pairs: Optional[list[str]], flag: str) -> dict:

@@ -54,6 +54,25 @@ def apply_umask(path: str | os.PathLike) -> None:
             os.chmod(q, (0o777 if os.stat(q).st_mode & stat.S_IXUSR else 0o666) & ~mask)
 
 
+def swap_into_place(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Rename the finished folder ``tmp`` to ``dest``. An existing ``dest`` (already checked to be
+    replaceable by the caller) is first renamed aside to ``.NAME.old`` and removed only after the
+    new folder is in place, so at every moment one complete folder exists under one of the names."""
+    import shutil
+
+    tmp, dest = Path(tmp), Path(dest)
+    if not dest.exists():
+        os.replace(tmp, dest)
+        return dest
+    old = dest.with_name(f".{dest.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
 def is_obliviate_output(path: str | os.PathLike) -> bool:
     return (Path(path) / MARKER).is_file()
 

@@ -93,6 +93,11 @@ class PromptFormat:
         return cls(kind=kind, system_prompt=system_prompt, template_vars=dict(template_vars or {}),
                    template=template)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The settings a run record stores (enough to rebuild this format with ``for_tokenizer``)."""
+        return {"kind": self.kind, "system_prompt": self.system_prompt, "template_vars": dict(self.template_vars),
+                "template": self.template}
+
     # ---- rendering -------------------------------------------------------------------------
     def _messages(self, question: str, context: Turns) -> list[dict[str, str]]:
         msgs = [{"role": r, "content": c} for r, c in context]

@@ -177,7 +177,7 @@ def write_atomic(out_dir: str | os.PathLike, write: Callable[[Path], None], *, o
     permissions the user's umask gives.
     """
     from obliviate.errors import OutputError
-    from obliviate.outputs import MARKER, apply_umask, marker_text, refusal
+    from obliviate.outputs import MARKER, apply_umask, marker_text, refusal, swap_into_place
 
     out = Path(out_dir)
 
@@ -194,15 +194,7 @@ def write_atomic(out_dir: str | os.PathLike, write: Callable[[Path], None], *, o
         (tmp / MARKER).write_text(marker_text(), encoding="utf-8")
         apply_umask(tmp)
         check()  # again: something may have appeared at ``out`` while ``write`` ran
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        swap_into_place(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

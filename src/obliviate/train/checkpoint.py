@@ -89,7 +89,7 @@ def save_checkpoint(out_dir: str | os.PathLike, model: torch.nn.Module, optimize
     """Write ``out_dir/checkpoint`` atomically (temp dir + rename): trainable weights, optimiser,
     scheduler, RNG states, the step and ``extra`` (strict JSON: history, guards, fingerprint), plus
     named weight ``snapshots`` (the guards' last good and best weights) as safetensors."""
-    from obliviate.outputs import apply_umask
+    from obliviate.outputs import apply_umask, swap_into_place
     from obliviate.report.schema import dumps_strict
 
     out = Path(out_dir)
@@ -104,14 +104,7 @@ def save_checkpoint(out_dir: str | os.PathLike, model: torch.nn.Module, optimize
                     "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
         (tmp / "meta.json").write_text(dumps_strict({"step": step, **(extra or {})}), encoding="utf-8")
         apply_umask(tmp)
-        final = out / CKPT_NAME
-        old = out / f".{CKPT_NAME}.old"
-        if final.exists():
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        final = swap_into_place(tmp, out / CKPT_NAME)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
