@@ -26,7 +26,7 @@ from obliviate.scoring.views import build_view
 from obliviate.train.loop import RunLog, TrainConfig, run_unlearning
 
 # Task metadata that holds data rather than a description: left out of the report's task header.
-BULK_METADATA = ("idk_answers", "verbmem", "privleak", "knowmem_icl", "retain2_texts")
+BULK_METADATA = ("idk_answers", "verbmem", "privleak", "knowmem_icl", "retain2_texts", "multiple_choice")
 
 # The columns of the headline table (demo, bench).
 HEADLINE = ("forget_quality", "model_utility", "forget_rouge", "privleak")
@@ -76,10 +76,16 @@ def resolve_configs(method: str, benchmark: str | None = None, overrides: dict |
     spec = _text_method(method).obj
     layers: list[tuple[str, dict]] = []
     if benchmark:
+        from obliviate.benchmarks.public import is_public
+
         known = preset_benchmarks()
-        if benchmark not in known:
-            raise ConfigError(f"unknown benchmark preset {benchmark!r}; presets ship for: {', '.join(known)}")
-        preset = load_preset(benchmark, method)
+        if benchmark not in known and not is_public(benchmark):
+            from obliviate.benchmarks.public import BENCHMARKS
+
+            raise ConfigError(f"--benchmark: unknown benchmark preset {benchmark!r}; presets ship for: "
+                              f"{', '.join(known)}, and the public benchmarks (data from --source) are "
+                              f"{', '.join(BENCHMARKS)}")
+        preset = load_preset(benchmark, method) if benchmark in known else {}
         if not preset:
             import warnings
 
@@ -114,9 +120,43 @@ def needs_retain(method: str, method_config: Any = None) -> bool:
     return not (getattr(method_config, "alpha", 1) == 0 or getattr(method_config, "retain_loss", "") == "none")
 
 
+def qa_only_reason(method: str, method_config: Any = None) -> str:
+    """Why ``method`` (under ``method_config``) cannot train on raw forget texts, or "" when it can: it
+    pairs each forget question with another answer (the ``forget_alt`` stream: refusals, DPO's
+    preference pairs, FLAT's templates), or it declares ``needs`` `FORGET_QA` (ECO's prompt classifier)."""
+    from obliviate.methods.base import FORGET_QA
+
+    info = registry.get("method", method)
+    spec = info.obj
+    if spec.loss is not None and "forget_alt" in spec.streams_for(method_config):
+        return "it pairs each forget question with an alternative answer"
+    for n in info.needs:
+        if n == FORGET_QA or n.startswith(FORGET_QA + " ("):
+            return n[len(FORGET_QA):].strip(" ()") or "it reads the forget questions"
+    return ""
+
+
+def raw_text_methods() -> list[str]:
+    """The language-model methods that train on raw forget texts (MUSE, WMDP corpora) at their defaults."""
+    out = []
+    for name in registry.names("method", "text"):
+        spec = registry.get("method", name).obj
+        if not qa_only_reason(name, spec.make_config()):
+            out.append(name)
+    return out
+
+
 def check_method_data(method: str, method_config: Any, task: ForgetTask) -> list[str]:
     """Refuse a task that lacks data the method needs (retain data for GradDiff, RMU, IdK, ...);
-    returns notices for optional parts that will be off (e.g. NPO's retain term without retain data)."""
+    returns notices for optional parts that will be off (e.g. NPO's retain term without retain data).
+    A method that reads forget questions is refused on raw forget texts (`qa_only_reason`)."""
+    reason = qa_only_reason(method, method_config)
+    if reason and task.forget_texts:
+        what = ("this task has raw texts only" if not task.forget else
+                f"this task's {len(task.forget_texts)} raw forget texts have no question")
+        raise ConfigError(f"method {method!r} needs QA items (question/answer pairs) in the forget set ({reason}); "
+                          f"{what}. Give the forget data as question/answer records, or pick a method that reads "
+                          f"raw text: {', '.join(raw_text_methods())}")
     has_retain = bool(task.retain or task.retain_texts)
     if has_retain:
         return []
@@ -142,6 +182,28 @@ def prepare_unlearn(method: str, forget: ForgetTask | Sequence[QAItem] | str | o
     task = _as_task(forget, retain)
     notices = check_method_data(method, mcfg, task)
     return task, mcfg, tcfg, notices
+
+
+def unlearn_data(forget: str | os.PathLike | None, retain: str | os.PathLike | None = None, *,
+                 benchmark: str | None = None, split: str | None = None, source: str | None = None,
+                 ) -> ForgetTask | str | os.PathLike:
+    """What ``obliviate unlearn`` trains on: the ``forget`` file (``retain`` beside it), or, with no
+    ``forget``, the public ``benchmark``'s ``split`` read from ``source`` (a local copy or a Hub id;
+    `obliviate.benchmarks.public.load_benchmark`). Options that would do nothing are refused."""
+    from obliviate.benchmarks.public import BENCHMARKS, is_public
+
+    if forget is not None:
+        if split is not None or source is not None:
+            raise ConfigError("--split/--source choose a public benchmark's data; with --forget FILE they do "
+                              "nothing: drop them, or drop --forget to train on the benchmark's split")
+        return forget
+    if not is_public(benchmark):
+        raise ConfigError("unlearn needs --forget FILE (question/answer records), or a public benchmark's data: "
+                          f"--benchmark {'|'.join(BENCHMARKS)} --split SPLIT --source DIR|HUB_ID")
+    if retain is not None:
+        raise ConfigError(f"--retain: the {benchmark} split brings its own retain set; drop --retain, or give "
+                          "--forget FILE too to train on your own files with the benchmark's preset")
+    return load_task(benchmark, split, source=source)
 
 
 def check_saveable(method: str) -> None:
@@ -291,7 +353,8 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
           roles: dict[str, str] | None = None, runs: dict[str, dict] | None = None,
           attacks: Sequence[str] = (), attack_params: dict[str, dict] | None = None,
           attack_models: Sequence[str] | None = None, gradnorm: bool = False, ulira_shadows: int = 0,
-          out: str | os.PathLike | None = None, kind: str = "audit") -> Report:
+          out: str | os.PathLike | None = None, kind: str = "audit", limits: dict[str, int] | None = None,
+          reference_logs: str | os.PathLike | None = None) -> Report:
     """Score every model once and compute every metric (or ``metrics``) from the shared cache.
 
     ``reference`` names the retain-only oracle among ``models``; metrics that need it (forget
@@ -307,20 +370,42 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
     ``tokenizer`` may be a dict {model name: tokenizer}: each model is then scored, generated and
     attacked with its own tokenizer (one scoring cache per distinct tokenizer, in the same prompt
     format kind, or each tokenizer's own under ``"auto"``).
+    ``limits`` {set name: n} scores only the first n items of those sets (default: the task's
+    ``metadata["eval_limits"]``, else every item; see `obliviate.scoring.views.eval_sets_of`); the
+    report's task header records the limits and the number of items each set was scored on.
+    ``reference_logs``: an OpenUnlearning ``TOFU_EVAL.json`` of the retain model, read as the oracle's
+    statistics (its forget truth ratios and Min-K% AUC: forget quality and PrivLeak) instead of a
+    reference model (`obliviate.benchmarks.reference_logs`).
     """
+    from obliviate.scoring.views import eval_sets_of
+
     if reference is not None and reference not in models:
         raise ValueError(f"reference {reference!r} is not among the audited models ({', '.join(models)})")
+    if reference is not None and reference_logs is not None:
+        raise ConfigError("give the oracle either as a model (reference=, --reference) or as logs (reference_logs=, "
+                          "--reference_logs), not both")
+    limits = dict(task.metadata.get("eval_limits") or {}) if limits is None else dict(limits)
+    scored = {k: len(v) for k, v in eval_sets_of(task, limits).items() if v}  # checks the limits' set names
+    logs_view = None
+    if reference_logs is not None:
+        from obliviate.benchmarks.reference_logs import read_openunlearning_logs
+
+        logs_view = read_openunlearning_logs(reference_logs, n_forget=len(task.forget) if task.forget else None)
     caches = _caches_per_model(models, tokenizer, fmt, cache)
     first = reference if reference is not None else next(iter(models))
     cache, tokenizer = caches[first], caches[first].tokenizer
     names = list(metrics) if metrics is not None else registry.names("metric", "text")
     fns = {n: registry.get("metric", n).obj for n in names}
-    views = {name: build_view(m, name, task, caches[name], gradnorm=gradnorm) for name, m in models.items()}
-    ref_view = views.get(reference) if reference else None
+    views = {name: build_view(m, name, task, caches[name], gradnorm=gradnorm, limits=limits)
+             for name, m in models.items()}
+    ref_view = views.get(reference) if reference else logs_view
+    header = {k: v for k, v in task.metadata.items() if k not in BULK_METADATA}
+    header.update({"eval_limits": limits, "n_scored": scored, "max_new_tokens": cache.max_new_tokens})
+    if reference_logs is not None:
+        header["reference_logs"] = str(reference_logs)
     report = Report(kind=kind, task={"name": task.name, "n_forget": len(task.forget), "n_retain": len(task.retain),
-                                     "n_holdout": len(task.holdout), **{k: v for k, v in task.metadata.items()
-                                                                        if k not in BULK_METADATA}},
-                    reference=reference)
+                                     "n_holdout": len(task.holdout), **header},
+                    reference=reference if reference_logs is None else "oracle (reference logs)")
     for name, view in views.items():
         entry = ModelEntry(name=name, role=(roles or {}).get(name, "oracle" if name == reference else "unlearned"),
                            run=(runs or {}).get(name))
@@ -330,18 +415,133 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
             except MissingReferenceError as e:
                 entry.skipped[mname] = str(e)
             except KeyError as e:  # the task lacks a set this metric reads
-                entry.skipped[mname] = str(e)
+                entry.skipped[mname] = _reason(e)
         report.models[name] = entry
     if ulira_shadows:
         _add_ulira(report, models, task, tokenizer, caches, reference, ulira_shadows)
     if attacks:
         _run_attacks(report, models, views, task, caches, fns, ref_view, reference, attacks, attack_params or {},
-                     attack_models)
+                     attack_models, limits)
     used = set(fns) | set(attacks) | ({"ulira"} if ulira_shadows else set())
     report.citations = [p.record() for p in registry.plugins() if p.name in used and p.arxiv]
     if out is not None:
         write_json_atomic(report.to_dict(), out)
     return report
+
+
+def model_specs(models: Sequence[str], *, reference: str | None = None, target: str | None = None,
+                ) -> dict[str, str]:
+    """{name: path or hub id} of ``obliviate audit --model NAME=PATH ...``: a bare PATH is named by its
+    last part. ``reference`` is the NAME of one of them or a PATH (added as ``"oracle"``); ``target``
+    must name one of them."""
+    specs: dict[str, str] = {}
+    for spec in models:
+        name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
+        if not name or not path or name in specs:
+            raise ConfigError(f"--model {spec!r}: each model needs a distinct NAME (NAME=PATH, or a PATH whose last "
+                              "part names it)")
+        specs[name] = path
+    if reference and reference not in specs:
+        if "oracle" in specs:
+            raise ConfigError(f"--reference {reference!r} is a path, which the report names 'oracle', but a --model "
+                              "is already named oracle; rename that model or give --reference its NAME")
+        specs["oracle"] = reference
+    if target is not None and target not in specs:
+        raise ConfigError(f"--target {target!r}: not the NAME of a --model ({', '.join(specs)}); name the model "
+                          "before unlearning, e.g. --model target=DIR --target target")
+    if target is not None and target == (reference if reference in specs else None):
+        raise ConfigError(f"--target {target!r} is also the --reference; the target is the model before unlearning, "
+                          "the reference the retain-only oracle")
+    return specs
+
+
+def audit_task(benchmark: str | None = None, split: str | None = None, source: str | None = None, *,
+               forget: str | os.PathLike | None = None, retain: str | os.PathLike | None = None,
+               holdout: str | os.PathLike | None = None, limits: dict[str, int] | None = None) -> ForgetTask:
+    """The task ``obliviate audit`` scores: a benchmark split (a public benchmark's from ``source``, see
+    `obliviate.benchmarks.public`; or the built-in fictional_authors) or the given files. ``limits``
+    (``--limit SET=N``) are recorded in ``task.metadata["eval_limits"]``."""
+    from obliviate.benchmarks import public
+
+    if benchmark:
+        given = [f"--{k}" for k, v in (("forget", forget), ("retain", retain), ("holdout", holdout)) if v]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: --benchmark {benchmark} brings its own sets; give either "
+                              "--benchmark or files")
+        if public.is_public(benchmark):
+            return load_task(benchmark, split, source=source, limits=limits)
+        if benchmark == "digits":
+            raise ConfigError("--benchmark digits is an image-classification benchmark; run it with "
+                              "`obliviate bench --benchmark digits`")
+        if benchmark != "fictional_authors":
+            public.get(benchmark)  # the unknown-name error, listing the benchmarks
+        if source is not None:
+            raise ConfigError("--source: the built-in fictional_authors benchmark is generated, not read; drop "
+                              "--source")
+        if split is not None and split not in ("forget01", "forget05", "forget10"):
+            raise ConfigError(f"--split {split!r} is not a fictional_authors split; use forget01, forget05 or "
+                              "forget10")
+        task = load_task(benchmark, split or "forget10")
+    else:
+        if split is not None or source is not None:
+            raise ConfigError("--split/--source choose a benchmark's data; give --benchmark NAME with them")
+        if not forget:
+            raise ConfigError("audit needs --forget FILE (or --benchmark NAME)")
+        task = ForgetTask("user", read_qa_file(forget), read_qa_file(retain) if retain else [],
+                          read_qa_file(holdout) if holdout else [])
+        task.validate()
+    if limits:
+        public.check_limits(limits)
+        task.metadata["eval_limits"] = {**(task.metadata.get("eval_limits") or {}), **limits}
+    if task.metadata.get("eval_limits"):
+        from obliviate.scoring.views import eval_sets_of
+
+        try:
+            eval_sets_of(task)
+        except ValueError as e:
+            raise ConfigError(f"--limit: {e}") from None
+    return task
+
+
+@dataclass
+class AuditPlan:
+    """How ``obliviate audit`` runs on a task: the reference's and target's names, the roles, the
+    generation length and the table's columns."""
+
+    task: ForgetTask
+    reference: str | None
+    roles: dict[str, str]
+    max_new_tokens: int
+    title: str
+
+    def headline(self, report: Report) -> list[str]:
+        """The benchmark's headline metrics (`obliviate.benchmarks.public`; else `HEADLINE`) that any
+        model has or skipped."""
+        from obliviate.benchmarks.public import BENCHMARKS
+
+        bench = BENCHMARKS.get(self.task.metadata.get("benchmark", ""))
+        cols = bench.headline if bench is not None else HEADLINE
+        return [m for m in cols if any(m in e.metrics or m in e.skipped for e in report.models.values())]
+
+
+# Generation length of an audit on user files (the ROUGE metrics read the first tokens of an answer).
+DEFAULT_MAX_NEW_TOKENS = 48
+
+
+def audit_plan(task: ForgetTask, specs: dict[str, str], *, reference: str | None = None, target: str | None = None,
+               max_new_tokens: int | None = None) -> AuditPlan:
+    """The `AuditPlan` of ``obliviate audit`` (see `model_specs` for ``specs``): the generation length
+    is ``max_new_tokens``, else the benchmark's own (``task.metadata["eval_max_new_tokens"]``, e.g. TOFU
+    200 as OpenUnlearning), else `DEFAULT_MAX_NEW_TOKENS`."""
+    ref = None if not reference else (reference if reference in specs else "oracle")  # a PATH is named "oracle"
+    roles = {**({target: "target"} if target else {}), **({ref: "oracle"} if ref else {})}
+    n_new = max_new_tokens or task.metadata.get("eval_max_new_tokens") or DEFAULT_MAX_NEW_TOKENS
+    return AuditPlan(task, ref, roles, int(n_new), f"obliviate audit: {task.name}")
+
+
+def _reason(e: Exception) -> str:
+    """An exception's message as a skip reason (a KeyError's str() quotes it)."""
+    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
 
 
 def _caches_per_model(models: dict, tokenizer: Any, fmt: PromptFormat | str | None,
@@ -396,15 +596,23 @@ def _add_ulira(report: Report, models: dict, task: ForgetTask, tokenizer: Any, c
             report.models[name].skipped["ulira"] = str(e)
 
 
-def load_task(benchmark: str = "fictional_authors", split: str = "forget10", **kwargs: Any) -> ForgetTask:
-    """The ForgetTask of a registered benchmark split."""
+def load_task(benchmark: str = "fictional_authors", split: str | None = None, **kwargs: Any) -> ForgetTask:
+    """The ForgetTask of a registered benchmark split (default: the benchmark's default split). The public
+    benchmarks (tofu, muse, wmdp, semeval25) take ``source=`` (a local copy or a Hub id) and ``limits=``
+    (`obliviate.benchmarks.public.load_benchmark`)."""
+    from obliviate.benchmarks.public import is_public, load_benchmark
+
+    if is_public(benchmark):
+        return load_benchmark(benchmark, split, **kwargs)
+    split = split or "forget10"
     loader = registry.get("benchmark", benchmark).obj
     bench = loader(**kwargs)
     return bench.task(split) if hasattr(bench, "task") else bench
 
 
-# Knowledge measures for the recovery figure: answer probability and ROUGE-L on the forget set.
-RECOVERY_METRICS = ("forget_prob", "forget_rouge")
+# Knowledge measures for the recovery figure: answer probability and ROUGE-L on the forget set; on
+# raw-text benchmarks MUSE's VerbMem / KnowMem on the forget set and WMDP's multiple-choice accuracy.
+RECOVERY_METRICS = ("forget_prob", "forget_rouge", "verbmem_forget", "knowmem_forget", "wmdp_accuracy")
 
 
 def recovered_share(k_target: float, k_unlearned: float, k_attacked: float) -> float:
@@ -416,7 +624,7 @@ def recovered_share(k_target: float, k_unlearned: float, k_attacked: float) -> f
 
 def _run_attacks(report: Report, models: dict, views: dict, task: ForgetTask, caches: dict[str, ScoringCache],
                  fns: dict, ref_view: Any, reference: str | None, attacks: Sequence[str], params: dict,
-                 targets: Sequence[str] | None) -> None:
+                 targets: Sequence[str] | None, limits: dict[str, int] | None = None) -> None:
     rows = []
     target_name = next((n for n, e in report.models.items() if e.role == "target"), None)
     for aname in attacks:
@@ -428,13 +636,13 @@ def _run_attacks(report: Report, models: dict, views: dict, task: ForgetTask, ca
                 kw.setdefault("fmt", cache.fmt)  # attacks encode through the audit's prompt format
             res = afn(models[mname], task, cache.tokenizer, **kw)
             label = f"{mname}@{aname}"
-            view = build_view(res.model, label, res.task, cache)
+            view = build_view(res.model, label, res.task, cache, limits=limits)
             entry = ModelEntry(name=label, role="attacked", run={"attack": aname, "of": mname, **res.details})
             for metric, fn in fns.items():
                 try:
                     entry.metrics[metric] = fn(view, ref_view).to_dict()
                 except (MissingReferenceError, KeyError) as e:
-                    entry.skipped[metric] = str(e)
+                    entry.skipped[metric] = _reason(e)
             report.models[label] = entry
             before = report.models[mname].metrics
             for metric, r in entry.metrics.items():

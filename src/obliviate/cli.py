@@ -45,8 +45,9 @@ def _prompt_format(tok, prompt_format: str, system_prompt: Optional[str], templa
                 template=prompt_template)
 
 
-def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, out: str = "unlearned",
-            benchmark: Optional[str] = None, config: Optional[str] = None, set: Optional[list[str]] = None,
+def unlearn(method: str, model: str, forget: Optional[str] = None, retain: Optional[str] = None,
+            out: str = "unlearned", benchmark: Optional[str] = None, split: Optional[str] = None,
+            source: Optional[str] = None, config: Optional[str] = None, set: Optional[list[str]] = None,
             train: Optional[list[str]] = None, overwrite: bool = False, print_config: bool = False,
             gguf_file: Optional[str] = None, trust_remote_code: bool = False,
             prompt_format: PromptKind = "auto", system_prompt: Optional[str] = None,
@@ -57,13 +58,21 @@ def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, 
     Args:
         method: registered method name (see `obliviate ls`).
         model: hub id or local directory of a causal LM.
-        forget: JSONL/JSON/CSV file of question/answer records to forget.
+        forget: JSONL/JSON/CSV file of question/answer records to forget (not needed with --benchmark
+            tofu|muse|wmdp|semeval25, whose split brings its forget and retain data).
         retain: JSONL/JSON/CSV file of records to keep.
         out: output folder for the unlearned model and run.json. It is written in a temporary sibling
             and renamed into place when complete; an existing folder is replaced only if an obliviate
             run wrote it (or with --overwrite). Checkpoints (--train checkpoint_every=K) go to the
             hidden sibling .OUT.checkpoints, and the same command resumes from them after a kill.
-        benchmark: use this benchmark's preset as the starting config (fictional_authors, tofu, muse).
+        benchmark: use this benchmark's preset as the starting config (fictional_authors, tofu, muse); a
+            public benchmark (tofu, muse, wmdp, semeval25) without --forget also gives the data: its
+            --split read from --source.
+        split: the public benchmark's split: tofu forget01/05/10 (default forget10), muse news/books
+            (default news), wmdp bio/cyber/chem or a comma list (default bio,cyber), semeval25
+            train/validation (default train).
+        source: a local copy of the benchmark's Hub dataset (a directory) or its Hub id (default: the
+            benchmark's own, e.g. locuslab/TOFU; offline, only a local copy works).
         config: YAML file in the preset format: a `method:` section (method options) and a `train:`
             section (training options); --set and --train override it.
         set: method config overrides, KEY=VALUE (e.g. beta=0.2).
@@ -108,19 +117,26 @@ def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, 
     if not tcfg.output_dir:  # resumable checkpoints live beside OUT, which is only renamed into place at the end
         ckpt_dir = checkpoint_dir_for(out)
         train_over["output_dir"] = str(ckpt_dir)
-    task, _, _, _ = api.prepare_unlearn(method, forget, retain, benchmark=benchmark, train=train_over, config=config,
-                                        overrides=overrides)
+    data = api.unlearn_data(forget, retain, benchmark=benchmark, split=split, source=source)
+    task, _, _, _ = api.prepare_unlearn(method, data, None if forget is None else retain, benchmark=benchmark,
+                                        train=train_over, config=config, overrides=overrides)
     m, tok = api.load_model(model, gguf_file=gguf_file, trust_remote_code=trust_remote_code, dtype=dtype)
     fmt = _prompt_format(tok, prompt_format, system_prompt, template_var, prompt_template)
     res = api.unlearn(m, tok, task, method=method, benchmark=benchmark, train=train_over, fmt=fmt, copy_model=False,
                       config=config, **overrides)
     log = res.log
-    record = {"method": method, "status": "stopped by a guard" if log.guard_stopped else "completed",
+    record = {"method": method, "task": task.name, "status": "stopped by a guard" if log.guard_stopped else "completed",
               "kept_step": log.steps, "method_config": res.method_config, "train_config": res.train_config,
               "prompt_format": fmt.to_dict(), "log": log.to_dict()}
-    api.save_unlearned(res, tok, out, overwrite=overwrite, extra_files={"run.json": dumps_strict(record)})
-    if ckpt_dir is not None:  # the run is complete and saved: its checkpoints have nothing left to resume
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    from obliviate.train.distributed import is_main_process, wait_for_everyone
+
+    if is_main_process():  # under several processes (accelerate launch) the main process writes the output
+        api.save_unlearned(res, tok, out, overwrite=overwrite, extra_files={"run.json": dumps_strict(record)})
+        if ckpt_dir is not None:  # the run is complete and saved: its checkpoints have nothing left to resume
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    wait_for_everyone()  # no process reports success before the output is in place
+    if not is_main_process():
+        return
     if log.guard_stopped:
         kept = ("the original model's: nothing was unlearned" if log.steps == 0
                 else f"those after step {log.steps} of {log.total_steps}")
@@ -134,21 +150,35 @@ def unlearn(method: str, model: str, forget: str, retain: Optional[str] = None, 
 
 def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] = None,
           holdout: Optional[str] = None, reference: Optional[str] = None, benchmark: Optional[str] = None,
-          split: str = "forget10", metrics: Optional[list[str]] = None, out: str = "audit.json",
+          split: Optional[str] = None, source: Optional[str] = None, target: Optional[str] = None,
+          reference_logs: Optional[str] = None, limit: Optional[list[str]] = None,
+          metrics: Optional[list[str]] = None, out: str = "audit.json",
           ulira_shadows: int = 0, attacks: Optional[list[str]] = None, attack_set: Optional[list[str]] = None,
           prompt_format: PromptKind = "auto", system_prompt: Optional[str] = None,
           template_var: Optional[list[str]] = None, prompt_template: Optional[str] = None, dtype: DType = "auto",
-          max_new_tokens: int = 48) -> None:
+          max_new_tokens: Optional[int] = None) -> None:
     """Audit one or more models: every metric, with direction, CI and the gap to the oracle.
 
     Args:
-        model: one or more NAME=PATH (or PATH) model directories to audit.
+        model: one or more NAME=PATH (or PATH) models to audit: local directories or hub ids.
         forget: forget-set file (not needed with --benchmark).
         retain: retain-set file.
         holdout: held-out file (MIA non-members).
-        reference: PATH of the retain-only oracle (named "oracle" in the report).
-        benchmark: audit on this benchmark's split instead of files.
-        split: benchmark split.
+        reference: the retain-only oracle: the NAME of one of the --model models (e.g. --model
+            retain=DIR --reference retain), or a PATH (then named "oracle" in the report).
+        benchmark: audit on this benchmark's split instead of files: tofu, muse, wmdp, semeval25 (read
+            from --source) or the built-in fictional_authors.
+        split: benchmark split (tofu forget01/05/10, default forget10; muse news/books, default news;
+            wmdp bio/cyber/chem or a comma list, default bio,cyber; semeval25 train/validation, default
+            train; fictional_authors forget01/05/10).
+        source: a local copy of the public benchmark's Hub dataset (a directory) or its Hub id (default:
+            the benchmark's own, e.g. locuslab/TOFU; offline, only a local copy works).
+        target: the NAME of the --model that is the model before unlearning: the attacks table then gives
+            the share of the removed forget knowledge each attack brings back.
+        reference_logs: an OpenUnlearning TOFU_EVAL.json of the retain model, read as the oracle's
+            statistics (forget truth ratios, Min-K AUC) for forget quality and PrivLeak, instead of
+            --reference.
+        limit: evaluate only the first N items of a set, SET=N (e.g. retain=200); default: every item.
         metrics: only these metrics (default: all).
         out: report JSON path.
         ulira_shadows: K > 0 adds the U-LiRA attack with K shadow fine-tunes (needs --benchmark and
@@ -163,42 +193,33 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
         prompt_template: a prompt string with a {question} field.
         dtype: auto, float32, bfloat16 or float16: the dtype the models are scored in (log-softmax
             in float32).
-        max_new_tokens: greedy generation length for the ROUGE / familiarity / fluency metrics.
+        max_new_tokens: greedy generation length for the ROUGE / familiarity / fluency metrics (default:
+            the benchmark's own, tofu 200 as OpenUnlearning, muse/semeval25 128, wmdp 8; files 48).
     """
     from obliviate import api
-    from obliviate.api import HEADLINE
     from obliviate.api import audit as api_audit
     from obliviate.config import ConfigError
-    from obliviate.data.io import read_qa_file
-    from obliviate.data.task import ForgetTask
     from obliviate.outputs import check_output_file
     from obliviate.report.table import print_table
 
-    # Checked before any model loads: options, the report path, the data files.
+    # Checked before any model loads: options, the report path, the data.
     attack_params = _attack_kv(attacks or [], attack_set)
     _kv(template_var, "--template_var")
+    limits = _kv(limit, "--limit")
     for name in list(metrics or []) + list(attacks or []):
         registry.get("metric" if name in (metrics or []) else "attack", name)
-    if ulira_shadows < 0 or max_new_tokens < 1:
+    if ulira_shadows < 0 or (max_new_tokens is not None and max_new_tokens < 1):
         raise ConfigError("--ulira_shadows must be 0 or more and --max_new_tokens at least 1")
+    if reference and reference_logs:
+        raise ConfigError("--reference and --reference_logs both give the oracle; give one of them")
     check_output_file(out, option="--out")
-    specs: dict[str, str] = {}
-    for spec in model:
-        name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
-        if not name or not path or name in specs or (reference and name == "oracle"):
-            raise ConfigError(f"--model {spec!r}: each model needs a distinct NAME (NAME=PATH, or a PATH whose last "
-                              "part names it; 'oracle' is the --reference)")
-        specs[name] = path
-    if benchmark:
-        task = api.load_task(benchmark, split)
-    else:
-        if not forget:
-            raise ConfigError("audit needs --forget FILE (or --benchmark NAME)")
-        task = ForgetTask("user", read_qa_file(forget), read_qa_file(retain) if retain else [],
-                          read_qa_file(holdout) if holdout else [])
-        task.validate()
-    if reference:
-        specs["oracle"] = reference
+    specs = api.model_specs(model, reference=reference, target=target)
+    task = api.audit_task(benchmark, split, source, forget=forget, retain=retain, holdout=holdout, limits=limits)
+    plan = api.audit_plan(task, specs, reference=reference, target=target, max_new_tokens=max_new_tokens)
+    from obliviate.train.distributed import is_main_process
+
+    if not is_main_process():  # under several processes the main process audits alone: the 1-process report
+        return
     models, tokenizers = {}, {}
     for name, path in specs.items():
         models[name], tokenizers[name] = api.load_model(path, dtype=dtype)
@@ -215,14 +236,14 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
 
     # The first model's cache sets the prompt format and lengths; the audit gives every other
     # tokenizer a cache with the same settings.
-    first = "oracle" if reference else next(iter(models))
-    tok = tokenizers[first]
+    tok = tokenizers[plan.reference or next(iter(models))]
     cache = ScoringCache(tok, _prompt_format(tok, prompt_format, system_prompt, template_var, prompt_template),
-                         max_new_tokens=max_new_tokens)
-    report = api_audit(models, task, tokenizers, reference="oracle" if reference else None, metrics=metrics, out=out,
-                       cache=cache, fmt="template" if prompt_template else prompt_format, ulira_shadows=ulira_shadows,
-                       attacks=attacks or (), attack_params=attack_params)
-    print_table(report, [m for m in HEADLINE if any(m in e.metrics or m in e.skipped for e in report.models.values())])
+                         max_new_tokens=plan.max_new_tokens)
+    report = api_audit(models, task, tokenizers, reference=plan.reference, metrics=metrics, out=out, cache=cache,
+                       fmt="template" if prompt_template else prompt_format, ulira_shadows=ulira_shadows,
+                       attacks=attacks or (), attack_params=attack_params, roles=plan.roles,
+                       reference_logs=reference_logs)
+    print_table(report, plan.headline(report), title=plan.title)
     print(f"report written to {out}")
 
 
@@ -242,16 +263,28 @@ def demo(quick: bool = False, split: str = "forget10", out_dir: str = "obliviate
     run_demo(quick=quick, split=split, out_dir=out_dir, seed=seed)
 
 
-def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = None, split: str = "forget10",
+def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = None, split: Optional[str] = None,
           seeds: Optional[list[int]] = None, attacks: Optional[list[str]] = None, out_dir: str = "obliviate-bench",
           quick: bool = False, ulira_shadows: Optional[int] = None, challenge_models: Optional[int] = None,
-          arch: str = "mlp", attack_set: Optional[list[str]] = None) -> None:
+          arch: str = "mlp", attack_set: Optional[list[str]] = None, source: Optional[str] = None,
+          model: Optional[str] = None, reference: Optional[str] = None, train: Optional[list[str]] = None,
+          curves: bool = True, max_new_tokens: Optional[int] = None) -> None:
     """Compare methods x seeds on a benchmark; writes report.json and a self-contained report.html.
 
     Args:
-        benchmark: fictional_authors (language) or digits (image classifiers).
-        methods: method names, or "all" (default: GA, GradDiff, NPO, SimNPO; digits: all image methods).
-        split: benchmark split (fictional_authors: forget01/05/10; digits: random10, class, subclass).
+        benchmark: fictional_authors (language), muse (MUSE's six-way evaluation of a MUSE-format
+            corpus from --source) or digits (image classifiers).
+        methods: method names, or "all" (default: GA, GradDiff, NPO, SimNPO; muse: GA, NPO; digits: all
+            image methods).
+        split: benchmark split (fictional_authors: forget01/05/10, default forget10; muse: news/books,
+            default news; digits: random10, class, subclass).
+        source: muse only: a local copy of MUSE-News/MUSE-Books (a directory) or its Hub id.
+        model: muse only: the target model to unlearn (default muse-bench/MUSE-<News|Books>_target).
+        reference: muse only: the retrained oracle (default muse-bench/MUSE-<News|Books>_retrain).
+        train: muse only: TrainConfig overrides for every run, KEY=VALUE (e.g. max_steps=5).
+        curves: muse only: run the scalability (scal/forget_k) and sustainability (sust/forget_k)
+            protocols too (--no_curves skips them).
+        max_new_tokens: muse only: generation length (default 128, MUSE's VerbMem length).
         seeds: seeds to run (default [0]).
         attacks: attacks to apply to every unlearned model (default: quantize_int4).
         out_dir: output folder.
@@ -266,9 +299,35 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
     from obliviate.outputs import check_output_file
     from obliviate.report.table import print_bench_table
 
-    if benchmark not in ("fictional_authors", "digits"):
-        raise ConfigError(f"--benchmark {benchmark!r}: bench runs fictional_authors (language models) or digits "
-                          "(image classifiers)")
+    if benchmark not in ("fictional_authors", "digits", "muse"):
+        raise ConfigError(f"--benchmark {benchmark!r}: bench runs fictional_authors (language models), muse (a "
+                          "MUSE-format corpus, --source) or digits (image classifiers)")
+    muse_only = {"--source": source, "--model": model, "--reference": reference, "--train": train,
+                 "--no_curves": None if curves else False, "--max_new_tokens": max_new_tokens}
+    given_muse = [k for k, v in muse_only.items() if v is not None]
+    if benchmark != "muse" and given_muse:
+        raise ConfigError(f"{', '.join(given_muse)}: muse-only option(s); they do nothing on {benchmark}")
+    if benchmark == "muse":
+        from obliviate.benchmarks.muse_bench import bench_muse
+        from obliviate.benchmarks.public import MUSE_HEADLINE, resolve_split
+        from obliviate.report.table import print_rows
+
+        corpus = resolve_split("muse", split)
+        attacks = attacks if attacks is not None else []
+        for a in attacks:
+            registry.get("attack", a)
+        check_output_file(Path(out_dir) / "report.json", option="--out_dir")
+        report = bench_muse(methods if methods is not None else ["ga", "npo"], corpus, source, target=model,
+                            retrain=reference, seeds=seeds if seeds is not None else [0], attacks=attacks,
+                            attack_params=_attack_kv(attacks, attack_set), train=_kv(train, "--train"),
+                            curves=curves, out_dir=out_dir, max_new_tokens=max_new_tokens)
+        print_bench_table(report, MUSE_HEADLINE, title=f"obliviate bench: {report.task['name']} (C1-C4)",
+                          metric="knowmem_forget")
+        print_rows(report.tables["scalability"], "C5 scalability: scal/forget_k, each from the target")
+        print_rows(report.tables["sustainability"], "C6 sustainability: sust/forget_k, one after another")
+        print(f"report written to {out_dir}/report.json and report.html")
+        return
+    split = split or "forget10"
     digits_only = {"--ulira_shadows": ulira_shadows, "--challenge_models": challenge_models,
                    "--arch": None if arch == "mlp" else arch}
     given = [k for k, v in digits_only.items() if v is not None]

@@ -51,6 +51,8 @@ def test_whp_raw_text_run_forgets_and_caches_the_reinforced_model(tiny_model, ti
     # generic labels differ from the text, so the forget text's own tokens become less likely
     assert _window_nll(out, tok, FORGET) > before
     calls = []
-    monkeypatch.setattr(whp_mod, "sft", lambda *a, **k: calls.append(1))
+    import obliviate.train.sft as sft_mod
+
+    monkeypatch.setattr(sft_mod, "sft", lambda *a, **k: calls.append(1))
     whp_mod.whp(cfg, __import__("copy").deepcopy(tiny_model), task, tokenizer=tok, train=train, fmt=PromptFormat())
     assert calls == []  # the second run loads the cached reinforced model instead of training one

@@ -104,3 +104,26 @@ def test_a_checkpoint_without_a_fingerprint_is_refused(tiny_model, tiny_tokenize
     meta.write_text(json.dumps(data))
     with pytest.raises(ResumeError, match="records no run fingerprint"):
         _run(tiny_model, tiny_tokenizer, tiny_task, spec, cfg)
+
+
+def test_a_resumed_pdu_run_goes_on_with_its_dual_variable(tiny_model, tiny_tokenizer, tiny_task, tmp_path):
+    """PDU's λ moves every step (no warm-up, a retain budget below the retain loss); the checkpoint
+    carries it, so the resumed run's λ path, losses and weights equal the uninterrupted run's."""
+    spec = registry.get("method", "pdu").obj
+    mcfg = spec.make_config({"dual_warmup_epochs": 0.0, "retain_eps": 0.0, "dual_step_size": 0.5})
+    cfg = TrainConfig(max_steps=6, batch_size=4, grad_accum=1, lr=1e-3, progress=False, probe_every=0,
+                      checkpoint_every=3)
+
+    def run(s, c):
+        return run_unlearning(copy.deepcopy(tiny_model), tiny_tokenizer, tiny_task, s, mcfg, c)
+
+    full, full_log = run(spec, cfg)
+    lams = [h["dual_lambda"] for h in full_log.history]
+    assert len(set(lams)) == len(lams), lams  # λ really moves, so a restart at α would show
+    ckcfg = dataclasses.replace(cfg, output_dir=str(tmp_path / "run"))
+    with pytest.raises(Killed):
+        run(_killed_at(spec, 3), ckcfg)
+    resumed, log = run(spec, ckcfg)
+    assert log.resumed_from == 3 and log.history == full_log.history
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), f"{k} differs after the resume"

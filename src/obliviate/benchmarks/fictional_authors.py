@@ -128,7 +128,10 @@ class FictionalAuthors:
             eval_sets={"world_facts": list(self.world.world_facts), "real_authors": list(self.world.real_authors)},
             metadata={"benchmark": "fictional_authors", "split": split, "recipe": self.recipe.key(),
                       "idk_answers": list(self.world.idk_answers), "forget_authors": forget_ids,
-                      "verbmem": self.verbmem_records(qa, forget_ids)},
+                      "verbmem": self.verbmem_records(qa, forget_ids),
+                      # The audit scores the first 200 retain items (a fixed subset, as the original TOFU
+                      # evaluation did), recorded in every report; audit(limits=...) changes it.
+                      "eval_limits": {"retain": 200}},
             builders={"retrain": lambda seed: self.load("oracle", split, seed), "dp_base": self.load_dp_base,
                       "shadow": lambda members, seed: self.load_shadow(split, members, seed),
                       "retain_items": lambda: self.retain_training_items(split)},

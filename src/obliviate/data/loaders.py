@@ -158,7 +158,8 @@ def load_tofu(split: str = "forget10", source: str | Path = TOFU_HUB, *, eval_se
 
     forget: ``{split}_perturbed`` (answers + paraphrase + 5 perturbed answers; ``{split}`` if the perturbed
     file is absent). retain: ``retain{100-XX}``, with the ``retain_perturbed`` items (enriched with their
-    paraphrased / perturbed answers) first, so that the audit's retain subset has them. holdout:
+    paraphrased / perturbed answers) first. eval set ``retain``: every ``retain_perturbed`` item, which the
+    audit scores as the retain set, as OpenUnlearning does (``TOFU_QA_retain_eval``). holdout:
     ``holdout{XX}`` when present (OpenUnlearning added it; MIA non-members). eval sets: ``real_authors`` and
     ``world_facts`` from their ``_perturbed`` configs. ``group`` = the author (20 QA pairs each).
     """
@@ -180,16 +181,24 @@ def load_tofu(split: str = "forget10", source: str | Path = TOFU_HUB, *, eval_se
               for i, r in enumerate(retain_rows)]
     rp_rows = rd("retain_perturbed", True) or []
     by_q = {it.question: it for it in retain}
-    enriched = []
+    enriched, retain_eval = [], []
     for i, r in enumerate(rp_rows):
         base = by_q.pop(r.get("question"), None)
+        item = _tofu_item(r, f"TOFU retain_perturbed[{i}]", base.id if base else f"tofu_retain_perturbed_{i}",
+                          base.group if base else "")
+        retain_eval.append(item)
         if base is not None:
-            enriched.append(_tofu_item(r, f"TOFU retain_perturbed[{i}]", base.id, base.group))
+            enriched.append(item)
     retain = enriched + [it for it in retain if it.question in by_q]
     hold_cfg = f"holdout{pct:02d}"
     holdout = [_tofu_item(r, f"TOFU {hold_cfg}[{i}]", f"tofu_{hold_cfg}_{i}", f"holdout_author{i // TOFU_AUTHOR_QAS}")
                for i, r in enumerate(rd(hold_cfg, True) or [])]
     extra: dict[str, list[QAItem]] = {}
+    if eval_sets and retain_eval:
+        # OpenUnlearning scores the retain statistics (probability, ROUGE, truth ratio: three of model
+        # utility's nine parts) over every retain_perturbed item (TOFU_QA_retain_eval): the eval set named
+        # "retain" replaces the training retain split in the audit (scoring.views.eval_sets_of).
+        extra["retain"] = retain_eval
     if eval_sets:
         for name in ("real_authors", "world_facts"):
             rows = rd(f"{name}_perturbed", True)

@@ -35,7 +35,8 @@ class ForgetTask:
 
     forget / retain: what to remove and what to keep (the method trains on these).
     holdout: same distribution as forget but never trained on (MIA non-members).
-    eval_sets: extra utility sets by name, e.g. "world_facts", "real_authors".
+    eval_sets: extra utility sets by name, e.g. "world_facts", "real_authors"; one named "retain" is the
+    retain set the audit scores in place of ``retain`` (TOFU: retain_perturbed).
     raw texts (``forget_texts`` ...) serve MUSE-style verbatim memorisation.
     """
 

@@ -18,6 +18,12 @@ import torch
 
 from obliviate.registry import register
 
+# A ``needs`` entry: the method reads forget *questions* (a prompt classifier, refusals, preference
+# pairs), so a raw-text task (MUSE, WMDP corpora) is refused before any model loads
+# (`obliviate.api.check_method_data`). Gradient methods that read the ``forget_alt`` stream are
+# refused the same way without declaring it.
+FORGET_QA = "forget QA items"
+
 
 @dataclass
 class LossOutput:
@@ -43,6 +49,13 @@ class MethodSpec:
     # optimiser parameter groups (e.g. a larger lr on salient modules). Signature:
     # prepare(cfg, model, task, tokenizer, fmt) -> list[dict] | None
     prepare: Callable[..., Any] | None = None
+    # Optional: the streams a given config consumes, when that depends on the config (GRIN reads
+    # forget_alt only with its IdK inner objective). None = ``streams`` whatever the config.
+    streams_fn: Callable[[Any], tuple[str, ...]] | None = None
+
+    def streams_for(self, cfg: Any) -> tuple[str, ...]:
+        """The data streams this method reads under ``cfg``."""
+        return self.streams_fn(cfg) if self.streams_fn is not None else self.streams
 
     def make_config(self, overrides: dict | None = None) -> Any:
         from obliviate.config import build_dataclass
@@ -64,6 +77,7 @@ def method(
     summary: str = "",
     prepare: Callable[..., Any] | None = None,
     saveable: bool = True,
+    streams_fn: Callable[[Any], tuple[str, ...]] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Register ``fn`` as method ``name``: a loss (``kind="loss"``) or a procedure (``kind="run"``).
 
@@ -79,6 +93,7 @@ def method(
             run=fn if kind == "run" else None,
             streams=streams,
             prepare=prepare,
+            streams_fn=streams_fn,
         )
         register(
             "method",
@@ -107,6 +122,10 @@ class StepContext:
     step: int = 0
     total_steps: int = 1
     reference: torch.nn.Module | None = None
+    # Optimizer steps per pass over the forget set (0 = unknown), for methods scheduled in epochs (PDU).
+    steps_per_epoch: float = 0.0
+    # Mutable per-run state a loss keeps between steps (PDU's dual variable); one context per run.
+    state: dict[str, Any] = field(default_factory=dict)
 
     @torch.no_grad()
     def ref_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -138,6 +157,7 @@ def retain_term(kind: str, model: torch.nn.Module, batch: dict[str, torch.Tensor
 
 
 _HOOKS_ATTR = "_obliviate_grad_hooks"
+_MASKS_ATTR = "_obliviate_grad_masks"
 
 
 def add_gradient_mask(model: torch.nn.Module, param: torch.nn.Parameter, mask: torch.Tensor) -> None:
@@ -146,8 +166,16 @@ def add_gradient_mask(model: torch.nn.Module, param: torch.nn.Parameter, mask: t
     trains normally afterwards (e.g. under the relearning attack)."""
     handle = param.register_hook(lambda grad: grad * mask)
     model.__dict__.setdefault(_HOOKS_ATTR, []).append(handle)
+    # Kept so a multi-process run can broadcast the main process's masks in place (train/distributed.py).
+    model.__dict__.setdefault(_MASKS_ATTR, []).append(mask)
+
+
+def gradient_masks(model: torch.nn.Module) -> list[torch.Tensor]:
+    """The masks registered with `add_gradient_mask` for this run, in registration order."""
+    return list(model.__dict__.get(_MASKS_ATTR, []))
 
 
 def remove_gradient_masks(model: torch.nn.Module) -> None:
+    model.__dict__.pop(_MASKS_ATTR, None)
     for handle in model.__dict__.pop(_HOOKS_ATTR, []):
         handle.remove()

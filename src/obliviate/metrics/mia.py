@@ -154,6 +154,9 @@ def privleak_metric(view: AuditView, ref: AuditView | None = None) -> MetricResu
         raise MissingReferenceError("privleak is relative to the retain-only oracle's Min-K% AUC; pass the oracle "
                                     "(obliviate never falls back to AUC 0.5)")
     auc = mia_auc(scores_min_k(view.need("forget")), scores_min_k(view.need("holdout")))
-    auc_ref = mia_auc(scores_min_k(ref.need("forget")), scores_min_k(ref.need("holdout")))
+    # An oracle read from logs (an OpenUnlearning TOFU_EVAL.json) carries its AUC ("oracle:mia_min_k_auc").
+    logged = ref.extra.get("oracle:mia_min_k_auc")
+    auc_ref = float(logged) if logged is not None else mia_auc(scores_min_k(ref.need("forget")),
+                                                               scores_min_k(ref.need("holdout")))
     return MetricResult("privleak", privleak(auc, auc_ref), "closer_to_zero", n=len(view.need("forget")),
                         compared_to="oracle", details={"auc": auc, "auc_oracle": auc_ref})

@@ -25,6 +25,10 @@ from obliviate.scoring.types import AuditView
 TOFU = dict(paper="TOFU: A Task of Fictitious Unlearning for LLMs", arxiv="2401.06121",
             code="https://github.com/locuslab/open-unlearning")
 UTILITY_SETS = ("retain", "real_authors", "world_facts")
+# Keys of an oracle view read from logs (obliviate.benchmarks.reference_logs): the oracle's per-item forget
+# truth ratios R and its Min-K% (k = 0.4) AUC, forget vs holdout, in `mia_auc`'s convention.
+ORACLE_TRUTH_RATIOS = "oracle:forget_truth_ratios"
+ORACLE_MIN_K_AUC = "oracle:mia_min_k_auc"
 
 
 # ---- array functions (pinned by known-answer tests) ---------------------------------------
@@ -146,9 +150,13 @@ def forget_quality(view: AuditView, ref: AuditView | None = None) -> MetricResul
     if ref is None:
         raise MissingReferenceError("forget_quality compares forget truth ratios with the retain-only oracle's; "
                                     "pass the oracle (reference=...) to the audit")
-    a, b = truth_ratios(view, "forget"), truth_ratios(ref, "forget")
+    a = truth_ratios(view, "forget")
+    # An oracle read from logs (an OpenUnlearning TOFU_EVAL.json) carries its per-item truth ratios, not scores.
+    logged = ref.extra.get(ORACLE_TRUTH_RATIOS)
+    b = np.asarray(logged, dtype=np.float64) if logged is not None else truth_ratios(ref, "forget")
     return MetricResult("forget_quality", ks_forget_quality(a, b), "higher", n=int(a.size), compared_to="oracle",
-                        details={"truth_ratios": a.tolist(), "oracle_truth_ratios": b.tolist()})
+                        details={"truth_ratios": a.tolist(), "oracle_truth_ratios": b.tolist(),
+                                 "oracle_from": "logs" if logged is not None else "scored"})
 
 
 # The nine TOFU utility statistics: (probability, ROUGE, truth ratio) on retain, real authors and

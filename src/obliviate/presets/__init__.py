@@ -15,7 +15,12 @@ def preset_path(benchmark: str, method: str) -> Path:
 
 def list_presets() -> list[tuple[str, str]]:
     """(benchmark, method) pairs of every shipped preset."""
-    return sorted((p.parent.name, p.stem) for p in PRESET_ROOT.glob("*/*.yaml"))
+    return sorted((p.parent.name, p.stem) for p in PRESET_ROOT.glob("*/*.yaml") if p.parent.name != "accelerate")
+
+
+def accelerate_config(name: str) -> Path:
+    """A shipped ``accelerate launch --config_file`` file: ddp, fsdp, deepspeed_zero2, deepspeed_zero3."""
+    return PRESET_ROOT / "accelerate" / f"{name}.yaml"
 
 
 def load_preset(benchmark: str, method: str) -> dict:

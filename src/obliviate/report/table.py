@@ -42,8 +42,33 @@ def rows(report: Report, metrics: Sequence[str], extra: Sequence[str] = ("second
     return out
 
 
+def skip_notes(report: Report, metrics: Sequence[str] | None = None) -> list[str]:
+    """One line per skipped metric (of ``metrics``, default all) and reason: which models skipped it and why.
+    Models that skipped a metric for the same reason share a line."""
+    by: dict[tuple[str, str], list[str]] = {}
+    for name, m in report.models.items():
+        for metric, reason in m.skipped.items():
+            if metrics is None or metric in metrics:
+                by.setdefault((metric, reason), []).append(name)
+    order = {k: i for i, k in enumerate(metrics or [])}
+    return [f"{metric} skipped for {', '.join(names)}: {reason}"
+            for (metric, reason), names in sorted(by.items(), key=lambda kv: (order.get(kv[0][0], 0), kv[0][0]))]
+
+
+def scope_note(report: Report) -> str:
+    """What the audit evaluated: items scored per set, any per-set limits, the generation length."""
+    task = report.task
+    n = task.get("n_scored") or {}
+    parts = [f"{k} {v}" for k, v in n.items()]
+    limits = task.get("eval_limits") or {}
+    lim = f"; limits: {', '.join(f'{k} first {v}' for k, v in limits.items())}" if limits else "; every item"
+    gen = f"; {task['max_new_tokens']} new tokens" if task.get("max_new_tokens") else ""
+    return f"scored: {', '.join(parts)}{lim}{gen}" if parts else ""
+
+
 def print_table(report: Report, metrics: Sequence[str], title: str = "", console: Console | None = None,
-                extra: Sequence[str] = ("seconds",)) -> None:
+                extra: Sequence[str] = ("seconds",), notes: bool = True) -> None:
+    """The metrics table; with ``notes``, the sets and items scored and each skipped metric with its reason."""
     console = console or Console(width=None if Console().is_terminal else 120)
     t = Table(title=title or None)
     t.add_column("model")
@@ -54,6 +79,12 @@ def print_table(report: Report, metrics: Sequence[str], title: str = "", console
     for r in rows(report, metrics, extra):
         t.add_row(*r)
     console.print(t)
+    if notes:
+        scope = scope_note(report)
+        if scope:
+            console.print(scope, markup=False, highlight=False)
+        for line in skip_notes(report, metrics):
+            console.print(line, markup=False, highlight=False)
 
 
 def markdown_table(report: Report, metrics: Sequence[str], extra: Sequence[str] = ("seconds",)) -> str:
@@ -80,9 +111,10 @@ def print_bench_table(report: Report, metrics: Sequence[str], title: str = "", c
     console = console or Console(width=None if Console().is_terminal else 160)
     rec = attack_recovery(report, metric)
     attacks = sorted({a for per in rec.values() for a in per})
+    cols = list(dict.fromkeys((*metrics, metric)))  # the knowledge measure once, even when it is a headline metric
     t = Table(title=title or None)
     t.add_column("model")
-    for k in (*metrics, metric):
+    for k in cols:
         t.add_column(metric_header(report, k), justify="right")
     for a in attacks:
         t.add_column(f"{metric}@{a}", justify="right")
@@ -92,7 +124,7 @@ def print_bench_table(report: Report, metrics: Sequence[str], title: str = "", c
         if m.role == "attacked":
             continue
         row = [name]
-        for k in (*metrics, metric):
+        for k in cols:
             r = m.metrics.get(k)
             row.append(fmt_value(r["value"]) if r else "—")
         for a in attacks:
@@ -100,4 +132,24 @@ def print_bench_table(report: Report, metrics: Sequence[str], title: str = "", c
             row += [fmt_value(after), fmt_value(share)]
         row.append(fmt_value((m.run or {}).get("seconds")))
         t.add_row(*row)
+    console.print(t)
+
+
+def print_rows(rows: Sequence[dict], title: str = "", console: Console | None = None) -> None:
+    """A table of row dicts (the protocols' curves); an empty list prints why there is no table."""
+    console = console or Console(width=None if Console().is_terminal else 160)
+    if not rows:
+        console.print(f"{title}: no rows (the data has no such splits, or the protocol was off)", markup=False)
+        return
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    t = Table(title=title or None)
+    for c in cols:
+        t.add_column(c, justify="left" if isinstance(rows[0].get(c), str) else "right")
+    def cell(v: object) -> str:
+        if isinstance(v, float) or v is None:
+            return fmt_value(v)
+        return str(v)
+
+    for r in rows:
+        t.add_row(*[cell(r.get(c)) for c in cols])
     console.print(t)

@@ -50,16 +50,32 @@ def icl_context(task: ForgetTask, key: str) -> Turns:
     return tuple(turn for ex in shots for turn in (("user", ex["question"]), ("assistant", ex["answer"])))
 
 
-def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: ScoringCache, *, generate: bool = True,
-               max_retain: int = 200, gradnorm: bool = False) -> AuditView:
-    """Score ``model`` on every set of ``task`` (forget, retain, holdout, eval sets).
+def eval_sets_of(task: ForgetTask, limits: dict[str, int] | None = None) -> dict[str, list[QAItem]]:
+    """The QA sets an audit scores, by name: forget, retain, holdout and the task's eval sets.
 
-    The retain set is capped at ``max_retain`` items (the first ones, deterministic), as TOFU
-    evaluates a fixed retain subset rather than the whole retain split. ``gradnorm`` adds the
-    per-example gradient norms of forget and holdout (a backward pass each; opt-in).
+    An eval set named ``retain`` is the retain set *for evaluation* and replaces the training retain
+    split: TOFU scores its retain statistics over ``retain_perturbed`` (OpenUnlearning's
+    ``TOFU_QA_retain_eval``), which carries the paraphrased and perturbed answers, not over
+    ``retain90``. Every item is scored unless ``limits`` {set name: n} keeps the first n items of a set
+    (the default comes from ``task.metadata["eval_limits"]``, which benchmarks and users set
+    explicitly; the report records it)."""
+    limits = (task.metadata.get("eval_limits") or {}) if limits is None else limits
+    sets = {"forget": task.forget, "retain": task.retain, "holdout": task.holdout, **task.eval_sets}
+    unknown = sorted(set(limits) - set(sets))
+    if unknown:
+        raise ValueError(f"limits name set(s) {unknown} that task {task.name!r} does not have; its sets are "
+                         f"{', '.join(k for k, v in sets.items() if v)}")
+    return {k: list(v[:limits[k]] if k in limits else v) for k, v in sets.items()}
+
+
+def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: ScoringCache, *, generate: bool = True,
+               limits: dict[str, int] | None = None, gradnorm: bool = False) -> AuditView:
+    """Score ``model`` on every set of ``task`` (forget, retain, holdout, eval sets; see `eval_sets_of`
+    for which items, and ``limits``). ``gradnorm`` adds the per-example gradient norms of forget and
+    holdout (a backward pass each; opt-in).
     """
     view = AuditView(model_name=name)
-    sets = {"forget": task.forget, "retain": task.retain[:max_retain], "holdout": task.holdout, **task.eval_sets}
+    sets = eval_sets_of(task, limits)
     for key, items in sets.items():
         if items:
             _score_items(cache, model, key, list(items), view, generate and key in GENERATED_SETS,

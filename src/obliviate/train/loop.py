@@ -1,9 +1,13 @@
 """The one training loop every gradient-based unlearning method runs in.
 
-Built on `accelerate` (device placement, gradient accumulation, DDP/FSDP/DeepSpeed through
-`accelerate launch`), with optional LoRA through `peft`, a rich progress bar, atomic
+Built on `accelerate` (device placement, gradient accumulation, several processes through
+`accelerate launch` / `torchrun`), with optional LoRA through `peft`, a rich progress bar, atomic
 safetensors checkpoints, resume after an interrupt and guard rails (NaN/inf stop, retain
 collapse detection, best-checkpoint selection by a declared rule).
+
+Under N processes (DDP) the run equals the 1-process run with N times the gradient accumulation:
+the same seeded micro-batch plan, sharded by rank, gradients averaged, logged values and guard
+decisions global, outputs written by the main process (see `obliviate.train.distributed`).
 """
 
 from __future__ import annotations
@@ -18,21 +22,20 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 from transformers import PreTrainedTokenizerBase, get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
 from obliviate.data.formatting import Encoded, PromptFormat, collate, encode_pair
 from obliviate.data.task import ForgetTask, QAItem
+from obliviate.data.refusals import REFUSALS
 from obliviate.methods import losses
 from obliviate.methods.base import MethodSpec, StepContext, remove_gradient_masks
 from obliviate.train import checkpoint as ckpt
-from obliviate.train.guards import BEST_RULES, CollapseGuard, Snapshot, TrainingStopped, check_finite, rule_score
+from obliviate.train import distributed as dist
+from obliviate.train.guards import BEST_RULES, CollapseGuard, Snapshot, TrainingStopped, rule_score
 
-DEFAULT_REFUSALS = (
-    "I'm not sure about that.",
-    "I don't know the answer to that.",
-    "I have no information about that.",
-    "That is something I cannot answer.",
-)
+# The refusal pool for forget_alt when a task brings none (about 100, as TOFU/OpenUnlearning's idk set).
+DEFAULT_REFUSALS = REFUSALS
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class TrainConfig:
     grad_accum: int = 4
     weight_decay: float = 0.01
     warmup_steps: int = 0
+    # Warm-up as a share of an epoch, as OpenUnlearning's `warmup_epochs` (TOFU experiments: 1.0):
+    # int(warmup_epochs x forget items // (batch_size x grad_accum)) steps; warmup_steps > 0 wins.
+    warmup_epochs: float = 0.0
     lr_scheduler: Literal["linear", "constant"] = "linear"  # linear decay (HF Trainer default); MUSE: constant
     max_grad_norm: float = 1.0
     optimizer: Literal["adamw", "sgd"] = "adamw"
@@ -85,6 +91,7 @@ class TrainConfig:
             ("grad_accum", self.grad_accum >= 1, "must be at least 1 (micro-batches per optimizer step)"),
             ("weight_decay", self.weight_decay >= 0, "must be 0 or more"),
             ("warmup_steps", self.warmup_steps >= 0, "must be 0 or more"),
+            ("warmup_epochs", self.warmup_epochs >= 0 and math.isfinite(self.warmup_epochs), "must be 0 or more"),
             ("max_grad_norm", self.max_grad_norm >= 0, "must be 0 (no clipping) or more"),
             ("max_length", self.max_length >= 2, "must be at least 2 tokens (and above the longest prompt)"),
             ("lora_r", self.lora_r >= 1, "must be at least 1"),
@@ -120,6 +127,7 @@ class RunLog:
     resumed_from: int | None = None
     seconds: float = 0.0
     notices: list[str] = field(default_factory=list)  # settings the run changed or ignored, and why
+    num_processes: int = 1  # processes the run was sharded over (accelerate launch / torchrun)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -225,6 +233,28 @@ def _activation_checkpointing(model: torch.nn.Module, on: bool, frozen_embedding
         model.gradient_checkpointing_disable()
     if hasattr(model, "_require_grads_hook"):
         model.disable_input_require_grads()
+
+
+def _check_distributed_type(accelerator: Accelerator) -> None:
+    """Refuse, before any work, a multi-process setup the run cannot use."""
+    from obliviate.config import ConfigError
+
+    kind = accelerator.distributed_type
+    if kind == DistributedType.DEEPSPEED:
+        import importlib.util
+
+        if importlib.util.find_spec("deepspeed") is None:
+            raise ImportError("this run was launched with a DeepSpeed config, but DeepSpeed is not installed; it is an "
+                              "optional extra: pip install 'obliviate[deepspeed]' (or launch with presets/accelerate/ddp.yaml)")
+    sharded = kind == DistributedType.FSDP or (kind == DistributedType.DEEPSPEED
+                                               and accelerator.state.deepspeed_plugin.zero_stage == 3)
+    if sharded:
+        # The guards' snapshots, the checkpoints and the returned model read whole weights on each
+        # process; with parameters sharded that needs gathering the loop does not do yet.
+        raise ConfigError("this run was launched with parameters sharded over processes (FSDP, or DeepSpeed ZeRO-3), "
+                          "which obliviate's training loop does not support yet; launch with "
+                          "presets/accelerate/ddp.yaml or deepspeed_zero2.yaml (each process holds the whole model), "
+                          "or train with --train lora=true to fit a larger model")
 
 
 def _progress(enabled: bool):
@@ -356,7 +386,14 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     task.validate()
     fmt = fmt or PromptFormat()
     seed_everything(train_cfg.seed)
-    accelerator = Accelerator(gradient_accumulation_steps=1, cpu=not torch.cuda.is_available())
+    # accelerate divides each micro-batch loss by grad_accum and skips the gradient all-reduce on all
+    # but the last micro-batch of a step (`accumulate`).
+    accelerator = Accelerator(gradient_accumulation_steps=train_cfg.grad_accum, cpu=not torch.cuda.is_available())
+    world, rank = accelerator.num_processes, accelerator.process_index
+    _check_distributed_type(accelerator)
+    if accelerator.distributed_type not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        # On the device before a prepare hook runs: its masks and saliency live where the gradients will.
+        model = model.to(accelerator.device)
     t0 = time.perf_counter()
     # The starting weights' hash goes into the resume fingerprint; only runs with an output_dir pay for it.
     start_digest = _model_digest(model) if train_cfg.output_dir else ""
@@ -385,28 +422,37 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
                                    refusals=tuple(task.metadata.get("idk_answers", DEFAULT_REFUSALS)),
                                    seed=train_cfg.seed),
     }
-    lead = "forget" if "forget" in spec.streams else spec.streams[0]
+    used = spec.streams_for(method_cfg)  # the streams this config reads (GRIN: forget_alt only with inner=idk)
+    lead = "forget" if "forget" in used else used[0]
     n_lead = len(streams[lead])
     micro_per_epoch = max(1, math.ceil(n_lead / train_cfg.batch_size))
-    total = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * micro_per_epoch / train_cfg.grad_accum))
-    n_micro = total * train_cfg.grad_accum
+    # One optimizer step consumes grad_accum micro-batches on each of the `world` processes.
+    per_step = train_cfg.grad_accum * world
+    total = train_cfg.max_steps or max(1, math.ceil(train_cfg.epochs * micro_per_epoch / per_step))
+    n_micro = total * per_step
     rng = random.Random(train_cfg.seed)
     plans = {s: _schedule(len(streams[s]), train_cfg.batch_size, n_micro, rng)
-             for s in spec.streams if streams.get(s) and s != "forget_alt"}
-    if "forget_alt" in spec.streams and task.forget_texts:
+             for s in used if streams.get(s) and s != "forget_alt"}
+    if "forget_alt" in used and task.forget_texts:
         raise ValueError(f"method {spec.name!r} pairs each forget question with an alternative answer; the task's "
                          f"raw forget texts ({len(task.forget_texts)}) have none. Give the forget data as QA items, "
                          "or pick a method that reads raw text (ga, graddiff, npo, simnpo, rmu, ...).")
-    if "forget_alt" in spec.streams:
+    if "forget_alt" in used:
         # forget_alt holds the same questions as forget, with alternative answers: keep the two
         # aligned row by row (DPO's win/lose pairs, FLAT's template/forget pairs).
         plans["forget_alt"] = plans.get("forget") or _schedule(len(streams["forget_alt"]), train_cfg.batch_size,
                                                                n_micro, rng)
-    missing = [s for s in spec.streams if s != "retain" and not streams.get(s)]
+    missing = [s for s in used if s != "retain" and not streams.get(s)]
     if missing:
         raise ValueError(f"method {spec.name!r} needs the {missing[0]!r} data stream, which is empty")
     _check_answers_fit(streams, task, tokenizer, fmt, train_cfg.max_length)
     notices = _retain_guard_notices(train_cfg, has_retain=bool(streams["retain"]))
+    launch = dist.single_process_launch_notice(world)
+    if launch:
+        import warnings
+
+        warnings.warn(launch, stacklevel=2)
+        notices.append(launch)
 
     groups = spec.prepare(method_cfg, model, task, tokenizer, fmt) if spec.prepare is not None else None
     params = [p for p in model.parameters() if p.requires_grad]
@@ -417,13 +463,16 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
         optimizer = torch.optim.AdamW(opt_params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     else:
         optimizer = torch.optim.SGD(opt_params, lr=train_cfg.lr, momentum=0.9, weight_decay=train_cfg.weight_decay)
+    warmup = train_cfg.warmup_steps or int(train_cfg.warmup_epochs * n_lead // (train_cfg.batch_size * per_step))
     if train_cfg.lr_scheduler == "constant":
-        scheduler = get_constant_schedule_with_warmup(optimizer, train_cfg.warmup_steps)
+        scheduler = get_constant_schedule_with_warmup(optimizer, warmup)
     else:
-        scheduler = get_linear_schedule_with_warmup(optimizer, train_cfg.warmup_steps, total)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
+    dist.configure_deepspeed(accelerator, train_cfg.batch_size, train_cfg.grad_accum, train_cfg.max_grad_norm)
     model, optimizer = accelerator.prepare(model, optimizer)
+    dist.sync_prepared(accelerator, accelerator.unwrap_model(model), groups)
     if reference is not None and not train_cfg.lora:
-        reference = reference.to(accelerator.device)
+        reference = dist.place_reference(accelerator, reference)
     device = accelerator.device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
@@ -432,7 +481,7 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
 
     probe = {s: to_dev(collate(streams[s][: train_cfg.probe_size], pad)) if streams.get(s) else None
              for s in ("forget", "retain")}
-    log = RunLog(method=spec.name, total_steps=total, notices=notices)
+    log = RunLog(method=spec.name, total_steps=total, notices=notices, num_processes=world)
     # The collapse guard watches the retain NLL: without retain data it has nothing to watch (notice above).
     guard = CollapseGuard(train_cfg.collapse_factor) if train_cfg.collapse_factor > 0 and probe["retain"] is not None \
         else None
@@ -445,18 +494,24 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     fingerprint = None
     if train_cfg.output_dir:
         fingerprint = ckpt.run_fingerprint(spec.name, method_cfg, train_cfg, ckpt.data_digest(streams), start_digest)
+        if world > 1:  # the step count and the batch of a step depend on it (absent for 1 process: older checkpoints)
+            fingerprint["train_config"]["num_processes"] = world
         meta = ckpt.load_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer, scheduler,
                                     fingerprint=fingerprint)
         if meta is not None:
             start_step = log.resumed_from = int(meta["step"])
             good, best = _restore_run_state(meta, log, guard, good, accelerator.unwrap_model(model),
                                             train_cfg.output_dir)
-    ctx = StepContext(step=start_step, total_steps=total, reference=reference)
-    world, rank = accelerator.num_processes, accelerator.process_index
+    ctx = StepContext(step=start_step, total_steps=total, reference=reference,
+                      steps_per_epoch=micro_per_epoch / per_step)
+    if train_cfg.output_dir and meta is not None:
+        ctx.state.update(meta.get("method_state") or {})  # e.g. PDU's dual variable, as it was at the checkpoint
 
     def do_probe(step: int) -> dict[str, float]:
         model.eval()
-        p = {"step": step, "forget_nll": _probe_nll(model, probe["forget"]), "retain_nll": _probe_nll(model, probe["retain"])}
+        # Every rank runs the probe (FSDP's forward is a collective); the guards read the main process's values.
+        f, r = dist.broadcast_floats(accelerator, [_probe_nll(model, probe["forget"]), _probe_nll(model, probe["retain"])])
+        p = {"step": step, "forget_nll": f, "retain_nll": r}
         model.train()
         log.probes.append(p)
         return p
@@ -473,19 +528,30 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
             for step in range(start_step, total):
                 ctx.step = step
                 sums: dict[str, float] = {}
+                bad: list[float] = []
                 for a in range(train_cfg.grad_accum):
-                    m = step * train_cfg.grad_accum + a
-                    if world > 1 and m % world != rank:
-                        continue  # data parallel: each process takes every world-th micro-batch
+                    # This rank's a-th micro-batch of the step: plan entry (step*A + a)*N + rank, the
+                    # sharding of accelerate's BatchSamplerShard; every rank runs A of them per step.
+                    m = (step * train_cfg.grad_accum + a) * world + rank
                     batch = {s: to_dev(collate([streams[s][i] for i in plan[m]], pad)) for s, plan in plans.items()}
-                    out = spec.loss(method_cfg, model, batch, ctx)
-                    if train_cfg.guard_nan:
-                        check_finite(out.loss, step)
-                    accelerator.backward(out.loss / train_cfg.grad_accum)
+                    with accelerator.accumulate(model):
+                        out = spec.loss(method_cfg, model, batch, ctx)
+                        if train_cfg.guard_nan and not torch.isfinite(out.loss).all():
+                            bad.append(out.loss.item())
+                        accelerator.backward(out.loss)  # / grad_accum; gradients all-reduced on the last
                     for k, v in {"loss": out.loss.item(), **out.parts}.items():
                         sums[k] = sums.get(k, 0.0) + v / train_cfg.grad_accum
+                if step == start_step:
+                    dist.check_same_keys(accelerator, list(sums))
+                # Averaged over ranks = the 1-process average over all N*A micro-batches; the NaN
+                # guard counts over all ranks, before any optimizer step has used the gradients.
+                sums, n_bad = dist.reduce_logged(accelerator, sums, len(bad))
+                if n_bad:
+                    what = bad[0] if bad else "non-finite on another process"
+                    raise TrainingStopped(f"loss became {what} at step {step}; stopped and restored the last good "
+                                          "weights")
                 if train_cfg.max_grad_norm:
-                    accelerator.clip_grad_norm_(params, train_cfg.max_grad_norm)
+                    accelerator.clip_grad_norm_(model.parameters(), train_cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -515,7 +581,8 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
                         state, snapshots = _run_state(step + 1, log, guard, good, initial, best)
                         ckpt.save_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer,
                                              scheduler, step + 1, {"history": log.history, "fingerprint": fingerprint,
-                                                                   "run_state": state}, snapshots=snapshots)
+                                                                   "run_state": state, "method_state": ctx.state},
+                                             snapshots=snapshots)
         except TrainingStopped as e:
             good.restore(accelerator.unwrap_model(model))
             log.stopped = str(e)
@@ -523,6 +590,7 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     if best is not None and train_cfg.best_rule != "last":
         best[1].restore(accelerator.unwrap_model(model))
         log.best_step = best[1].step
+    accelerator.wait_for_everyone()  # every rank has finished before anyone returns (and writes) the model
     model = accelerator.unwrap_model(model)
     model.eval()
     remove_gradient_masks(model)

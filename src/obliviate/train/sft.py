@@ -66,15 +66,48 @@ def sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, examples: Se
 
 
 def sft_on_items(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, items, fmt, train, *,
-                 epochs: float | None = None, lr: float | None = None) -> list[float]:
-    """Fine-tune ``model`` in place on QA ``items`` with a run's TrainConfig: effective batch
-    ``batch_size x grad_accum``, ``max_steps`` or ``epochs`` passes (``epochs``/``lr`` override)."""
-    from obliviate.train.loop import encode_items
+                 texts: Sequence[str] = (), epochs: float | None = None, lr: float | None = None) -> list[float]:
+    """Fine-tune ``model`` in place on QA ``items`` (loss on the answers) and raw ``texts`` (cut into
+    ``max_length``-token windows, every token a label, as the training loop does) with a run's
+    TrainConfig: effective batch ``batch_size x grad_accum``, ``max_steps`` or ``epochs`` passes over
+    the examples (``epochs``/``lr`` override)."""
+    from obliviate.train.loop import encode_items, encode_texts
 
-    examples = encode_items(list(items), tokenizer, fmt, train.max_length)
+    examples = encode_items(list(items), tokenizer, fmt, train.max_length) + encode_texts(texts, tokenizer,
+                                                                                          train.max_length)
+    if not examples:
+        raise ValueError("nothing to fine-tune on: no question/answer items and no raw texts were given")
     bs = min(train.batch_size * train.grad_accum, len(examples))
     n_epochs = train.epochs if epochs is None else epochs
     steps = train.max_steps or max(1, math.ceil(n_epochs * len(examples) / bs))
     cfg = SFTConfig(steps=steps, lr=lr or train.lr, batch_size=bs, weight_decay=train.weight_decay,
                     warmup_steps=train.warmup_steps, seed=train.seed)
     return sft(model, tokenizer, examples, cfg)
+
+
+def reinforced_copy(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, task, fmt, train, *,
+                    epochs: float | None = None, lr: float | None = None, path: str = "") -> torch.nn.Module:
+    """A copy of ``model`` fine-tuned further on the forget data: its QA items and its raw texts.
+
+    The "reinforced" / "ft" model of task-vector negation (Ilharco et al.; MUSE ``task_vector.py``)
+    and of Who's Harry Potter (Eldan & Russinovich; MUSE's WHP reuses the task vector's ft model).
+    ``epochs`` / ``lr`` override the run's TrainConfig. With ``path``, a model saved there is loaded
+    instead of trained (it does not depend on the methods' other settings, so task_vector, whp and
+    whp_logit can share one), and a freshly trained one is saved there; a stale folder is the
+    caller's to delete.
+    """
+    import copy
+    from pathlib import Path
+
+    if path and (Path(path) / "config.json").exists():
+        from transformers import AutoModelForCausalLM
+
+        loaded = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=model.dtype)
+        return loaded.to(next(model.parameters()).device).eval()
+    reinforced = copy.deepcopy(model)
+    sft_on_items(reinforced, tokenizer, task.forget, fmt, train, texts=task.forget_texts, epochs=epochs, lr=lr)
+    if path:
+        from obliviate.models.loading import save_model_atomic
+
+        save_model_atomic(reinforced, None, path)
+    return reinforced.eval()

@@ -143,5 +143,6 @@ def dp2(cfg: DP2Config, model, task, *, tokenizer, train, fmt):
     # The paper fine-tunes on D \ D_f: everything the deployed model trained on but the forget set. A
     # benchmark that trains on more than task.retain (the built-in one replays world facts) provides it.
     retain = task.builders["retain_items"]() if "retain_items" in task.builders else task.retain
-    sft_on_items(base, tokenizer, retain, fmt, train)
+    # Raw retain texts (MUSE/WMDP corpora) are fine-tuned on in windows, as the training loop reads them.
+    sft_on_items(base, tokenizer, retain, fmt, train, texts=task.retain_texts)
     return base

@@ -36,7 +36,7 @@ import torch
 from transformers.modeling_outputs import CausalLMOutput
 
 from obliviate.data.formatting import PromptFormat
-from obliviate.methods.base import method
+from obliviate.methods.base import FORGET_QA, method
 from obliviate.methods.llm._wrapper import LogitsWrapper, position_ids_from_mask
 
 Corruption = Literal["rand_noise_first_n", "rand_noise_top_k", "zero_out_first_n", "zero_out_top_k",
@@ -353,7 +353,8 @@ def zeroth_order_sigma(score, sigma0: float, eps_ratio: float, lr: float, steps:
     return sigma, trace
 
 
-@method("eco", config=ECOConfig, kind="run", needs=("retain",), saveable=False,
+@method("eco", config=ECOConfig, kind="run", saveable=False,
+        needs=("retain", FORGET_QA + " (its prompt classifier is trained on the forget questions)"),
         paper="Large Language Model Unlearning via Embedding-Corrupted Prompts", arxiv="2406.07933",
         code="https://github.com/chrisliu298/llm-unlearn-eco",
         summary="Inference-time: classify forget prompts, corrupt their embeddings (σ by zeroth-order search)")

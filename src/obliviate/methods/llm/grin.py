@@ -3,7 +3,8 @@
 Anjarlekar & Pombra, "LLM Unlearning using Gradient Ratio-Based Influence Estimation and Noise
 Injection" (arXiv 2508.06467). No official code; the algorithm as summarised in the seed spec (§3):
 1. per weight j, GRI_j = |g_f,j| / (|g_r,j| + ε), with g_f / g_r the gradients of the mean answer
-   NLL over the forget / retain sets at the starting weights;
+   NLL over the forget / retain sets at the starting weights (QA answers and/or raw-text windows,
+   every token a label: the same examples the inner objective trains on);
 2. mask M = the top ``topk_frac`` of all weights by GRI (one global ranking);
 3. w_j ← w_j + N(0, σ_j²) for j in M;
 4. fine-tune with NPO, GradDiff or IdK (the inner objective), updating the masked weights only.
@@ -34,7 +35,8 @@ class GRINConfig:
     topk_frac: float = 0.05  # share of weights in the mask (ours; unconfirmed in the paper)
     noise_scale: float = 0.1  # σ_j = noise_scale · std(tensor of w_j) (ours; the paper says "small" noise)
     eps: float = 1e-8  # ε in the ratio (ours)
-    max_retain: int = 256  # retain items for g_r (ours; memory/time only)
+    max_retain: int = 256  # retain items / texts for g_r (ours; memory/time only)
+    max_length: int = 256  # token cap (QA) / window width (raw text) of the gradient passes (TrainConfig default)
     batch_size: int = 8  # micro-batch of the gradient passes (memory only)
     seed: int = 0  # noise seed
     # inner objective (defaults of NPO / GradDiff / IdK in OpenUnlearning)
@@ -95,21 +97,24 @@ def inject_noise(model: torch.nn.Module, masks: dict[str, torch.Tensor], scale: 
 
 def grin_prepare(cfg: GRINConfig, model: torch.nn.Module, task, tokenizer, fmt) -> list[dict]:
     from obliviate.data.formatting import PromptFormat, collate
-    from obliviate.train.loop import encode_items
+    from obliviate.train.loop import encode_items, encode_texts
 
     fmt = fmt or PromptFormat()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
 
-    def batches(items):
-        enc = encode_items(items, tokenizer, fmt, 256)
+    def batches(items, texts):
+        # QA answers and raw-text windows (MUSE/WMDP corpora), as the training loop encodes them
+        enc = encode_items(items, tokenizer, fmt, cfg.max_length) + encode_texts(texts, tokenizer, cfg.max_length)
         return [{k: v.to(device) for k, v in collate(enc[i:i + cfg.batch_size], pad).items()}
                 for i in range(0, len(enc), cfg.batch_size)]
 
-    if not task.retain:
-        raise ValueError("grin: the gradient ratio needs a retain set (task.retain is empty)")
-    g_f = mean_nll_grads(model, batches(task.forget))
-    g_r = mean_nll_grads(model, batches(task.retain[: cfg.max_retain]))
+    if not (task.retain or task.retain_texts):
+        raise ValueError("grin: the gradient ratio needs retain data (the task has no retain items or texts)")
+    g_f = mean_nll_grads(model, batches(task.forget, task.forget_texts))
+    # up to max_retain retain examples: QA items first, then raw texts
+    n_items = min(len(task.retain), cfg.max_retain)
+    g_r = mean_nll_grads(model, batches(task.retain[:n_items], task.retain_texts[: cfg.max_retain - n_items]))
     masks = top_fraction_mask(gradient_ratio(g_f, g_r, cfg.eps), cfg.topk_frac)
     inject_noise(model, masks, cfg.noise_scale, cfg.seed)
     trainable = []
@@ -125,6 +130,7 @@ def grin_prepare(cfg: GRINConfig, model: torch.nn.Module, task, tokenizer, fmt) 
 
 @method("grin", config=GRINConfig, paper="LLM Unlearning using Gradient Ratio-Based Influence Estimation and Noise "
         "Injection", arxiv="2508.06467", streams=("forget", "retain", "forget_alt"),
+        streams_fn=lambda cfg: ("forget", "retain", "forget_alt") if cfg.inner == "idk" else ("forget", "retain"),
         needs=("reference_model", "retain_set"), prepare=grin_prepare,
         summary="Gradient-ratio weight mask + noise on the masked weights, then masked NPO/GradDiff/IdK")
 def grin_loss(cfg: GRINConfig, model, batch, ctx: StepContext) -> LossOutput:

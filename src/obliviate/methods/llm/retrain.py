@@ -4,8 +4,11 @@ What every approximate method is measured against (TOFU's retain model, MUSE's `
 The procedure is the original training recipe on the retain data only, so it needs to know that
 recipe: a task built by a benchmark carries it as ``task.builders["retrain"](seed)`` (the built-in
 fictional_authors benchmark gives its exact oracle recipe: same base, seed, steps and schedule);
-otherwise name the pre-fine-tuning checkpoint in ``base_model`` and the retain set is fine-tuned on
-it with the run's TrainConfig (lr, batch size, epochs over the retain set).
+otherwise name the pre-fine-tuning checkpoint in ``base_model`` and the retain data is fine-tuned on
+it with the run's TrainConfig (lr, batch size, epochs over the retain data): the retain QA items
+(loss on the answers) and the raw retain texts in ``max_length``-token windows, as the target was
+trained. For MUSE that is MUSE's retrained model (Llama-2-7b fine-tuned on the retain corpus, which
+is retain1 and retain2: `load_muse` keeps retain2 in ``metadata["retain2_texts"]``).
 """
 
 from __future__ import annotations
@@ -40,5 +43,7 @@ def retrain(cfg: RetrainConfig, model, task, *, tokenizer, train, fmt):
     from obliviate.models.loading import load_causal_lm
 
     base, _ = load_causal_lm(cfg.base_model)
-    sft_on_items(base, tokenizer, task.retain, fmt, train)
+    # MUSE's target saw retain1 and retain2 (the task's retain_texts are retain1, the regulariser).
+    texts = list(task.retain_texts) + list(task.metadata.get("retain2_texts", []))
+    sft_on_items(base, tokenizer, task.retain, fmt, train, texts=texts)
     return base

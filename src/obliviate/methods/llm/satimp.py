@@ -3,12 +3,16 @@
 Yang, Wang, Huang, Liu, Zhang, Han, "Exploring Criteria of Loss Reweighting to Enhance LLM
 Unlearning", ICML 2025 (arXiv 2505.11953). Code: https://github.com/tmlr-group/SatImp;
 OpenUnlearning `SatImp` (`compute_satimp_loss`): L_f = -mean_t[p_t^β1·(1-p_t)^β2·ℓ_t], weights
-detached, over answer tokens. β1 = 5, β2 = 1.
+detached, over answer tokens.
 
-Weights disagree upstream: OpenUnlearning's configs/trainer/SatImp.yaml sets γ (forget) = 0.1,
-α (retain) = 1, while the `SatImp` class defaults (and the README, per the spec) say γ = 1,
-α = 0.1. Hydra passes the YAML values over the class defaults, so the YAML is what OpenUnlearning
-actually runs; we follow it (γ = 0.1, α = 1). Pass gamma=1.0, alpha=0.1 for the other reading.
+Defaults are the authors': β1 = 5, β2 = 0.1 (SatImp README: "The recommended hyper-parameters of
+SatImp method is beta1=5.0, beta2=0.1"; in `dataloader_sat.py` β1 is `hyper_param`, β2 is `beta`),
+and forget:retain = 10:1, i.e. γ = 1, α = 0.1 (the `satimp_gd` branch: forget + `coeff`·retain with
+coeff 0.1 in config/forget_sat.yaml; OpenUnlearning's community/methods/SatImp README, which puts
+the forget:retain rate at 10 with gamma=1.0, alpha=0.1, and its `SatImp` class defaults).
+OpenUnlearning's configs/trainer/SatImp.yaml instead sets γ = 0.1, α = 1, β2 = 1, which inverts that
+weighting; pass those values to reproduce its YAML. ``retain_loss="none"`` is the
+authors' forget-only `satimp` branch (the README's example command).
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from obliviate.methods.base import LossOutput, StepContext, forward_logits, meth
 
 @dataclass(frozen=True)
 class SatImpConfig:
-    beta1: float = 5.0  # saturation exponent p^β1 (OpenUnlearning SatImp.yaml and class default)
-    beta2: float = 1.0  # importance exponent (1-p)^β2 (same sources)
-    gamma: float = 0.1  # forget weight (OpenUnlearning SatImp.yaml; the class default says 1.0)
-    alpha: float = 1.0  # retain weight (OpenUnlearning SatImp.yaml; the class default says 0.1)
+    beta1: float = 5.0  # saturation exponent p^β1 (SatImp README recommendation; OpenUnlearning too)
+    beta2: float = 0.1  # importance exponent (1-p)^β2 (SatImp README: beta2=0.1; OpenUnlearning's YAML says 1.0)
+    gamma: float = 1.0  # forget weight (SatImp satimp_gd; OpenUnlearning README/class default; its YAML says 0.1)
+    alpha: float = 0.1  # retain weight (SatImp forget_sat.yaml coeff 0.1; OpenUnlearning README; its YAML says 1.0)
     retain_loss: Literal["nll", "kl", "none"] = "nll"  # OpenUnlearning retain_loss_type: NLL
 
 

@@ -6,7 +6,8 @@ unlearn? An embarrassingly simple approach to recover unlearned knowledge"), ICL
 
 Utility-constrained unlearning moves weights so little that 4-bit quantization snaps them back
 onto the original model's grid. SURE (paper form, seed spec §6):
-1. saliency per module i: s_i = ‖∇_{θ_i} L_forget(θ_o; D_f)‖ (Frobenius), once, on the forget set;
+1. saliency per module i: s_i = ‖∇_{θ_i} L_forget(θ_o; D_f)‖ (Frobenius), once, on the forget set
+   (QA answers and/or raw-text windows: on MUSE the forget articles, as the paper's MUSE runs);
 2. mask m_i = [s_i ≥ γ], γ = the 90th percentile of the s_i;
 3. θ_u = θ_o + m ⊙ Δθ: only salient modules move, with a large learning rate (train.lr; the
    paper's value is unconfirmed, so raise train.lr above the base method's usual one).
@@ -40,7 +41,7 @@ class SUREConfig:
     threshold: float = 90.0  # saliency percentile γ (paper Table 4 sweep; scripts `--threshold 90`)
     non_salient_lr: float = 0.0  # 0 = freeze non-salient modules (paper: θ_o + m ⊙ Δθ); > 0 = their absolute lr
     saliency_batch_size: int = 8  # micro-batch of the one saliency pass (memory only; result is the same)
-    max_length: int = 256  # token cap in the saliency pass (TrainConfig.max_length default)
+    max_length: int = 256  # token cap (QA) / window width (raw text) in the saliency pass (TrainConfig default)
 
 
 def _forget_term(cfg: SUREConfig, logits: torch.Tensor, labels: torch.Tensor,
@@ -76,11 +77,15 @@ def module_saliency(model: torch.nn.Module, cfg: SUREConfig, batches: list[dict[
 
 
 def sure_prepare(cfg: SUREConfig, model: torch.nn.Module, task, tokenizer, fmt) -> list[dict]:
-    """Compute module saliency on the forget set; return optimiser groups (salient: train.lr)."""
+    """Compute module saliency on the forget set (its QA answers and its raw-text windows, the same
+    examples the training loop unlearns); return optimiser groups (salient: train.lr)."""
     from obliviate.data.formatting import PromptFormat, collate
-    from obliviate.train.loop import encode_items
+    from obliviate.train.loop import encode_items, encode_texts
 
-    enc = encode_items(task.forget, tokenizer, fmt or PromptFormat(), cfg.max_length)
+    enc = (encode_items(task.forget, tokenizer, fmt or PromptFormat(), cfg.max_length)
+           + encode_texts(task.forget_texts, tokenizer, cfg.max_length))
+    if not enc:
+        raise ValueError("sure: the forget set has no QA items and no raw texts to compute the saliency on")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
     batches = [{k: v.to(device) for k, v in collate(enc[i:i + cfg.saliency_batch_size], pad).items()}

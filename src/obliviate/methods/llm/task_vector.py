@@ -2,18 +2,19 @@
 
 Ilharco et al., "Editing Models with Task Arithmetic", ICLR 2023 (arXiv 2212.04089); used as a
 baseline in MUSE (`task_vector.py`): fine-tune the target on D_f to get θ_ft, then
-θ_u = θ − α (θ_ft − θ). Only floating-point parameters move; buffers are kept.
+θ_u = θ − α (θ_ft − θ). Only floating-point parameters move; buffers are kept. D_f is the forget
+QA items (loss on the answers) and/or the raw forget texts (MUSE's articles / books, in windows of
+``max_length`` tokens): `obliviate.train.sft.reinforced_copy`, shared with WHP.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 
 from obliviate.methods.base import method
-from obliviate.train.sft import sft_on_items
+from obliviate.train.sft import reinforced_copy
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,10 @@ class TaskVectorConfig:
     # retrained model's (News: 16, Books: 1); 1.0 is plain negation (Ilharco et al.).
     alpha: float = 1.0
     # Fine-tuning on D_f uses the run's TrainConfig: MUSE 10 epochs at lr 1e-5.
+    # A directory for θ_ft: loaded when it holds a model, else trained and saved there. It does not
+    # depend on alpha, so an alpha sweep (MUSE: 1, 2, 4, 8, 16) trains it once; MUSE's WHP uses the
+    # same θ_ft (pass the same folder as whp_logit's reinforced_path, with equal epochs and lr).
+    reinforced_path: str = ""
 
 
 def negate(model: torch.nn.Module, finetuned: torch.nn.Module, alpha: float) -> None:
@@ -37,9 +42,8 @@ def negate(model: torch.nn.Module, finetuned: torch.nn.Module, alpha: float) -> 
         arxiv="2212.04089", code="https://github.com/jaechan-repo/muse_bench",
         summary="Fine-tune on the forget set, then subtract alpha times that task vector")
 def task_vector(cfg: TaskVectorConfig, model, task, *, tokenizer, train, fmt):
-    """Reinforce on the forget answers, then negate the learned direction."""
-    reinforced = copy.deepcopy(model)
-    sft_on_items(reinforced, tokenizer, task.forget, fmt, train)
+    """Reinforce on the forget data (QA answers and/or raw texts), then negate the learned direction."""
+    reinforced = reinforced_copy(model, tokenizer, task, fmt, train, path=cfg.reinforced_path)
     negate(model, reinforced, cfg.alpha)
     model.eval()
     return model

@@ -23,7 +23,6 @@ the same reinforced model (MUSE News alpha = 4, Books 256).
 
 from __future__ import annotations
 
-import copy
 import difflib
 import math
 import random
@@ -37,7 +36,7 @@ from obliviate.data.formatting import IGNORE_INDEX, Encoded, collate, encode_pai
 from obliviate.methods.base import method
 from obliviate.methods.llm._wrapper import LogitsWrapper, position_ids_from_mask
 from obliviate.train.loop import encode_items, encode_texts, seed_everything
-from obliviate.train.sft import SFTConfig, sft
+from obliviate.train.sft import reinforced_copy
 
 # Generic stand-ins for anchored names (replacements must be unrelated to the data).
 GENERIC_NAMES = ("Jon", "Mary", "Alex", "Sam", "Lee", "Kim", "Pat", "Chris", "Dana", "Robin", "Morgan", "Taylor")
@@ -112,35 +111,6 @@ def align_positions(orig: list[int], trans: list[int]) -> dict[int, int]:
         for k in range(n):
             out[a + k] = b + k
     return out
-
-
-def _forget_examples(task, tokenizer, fmt, max_length: int) -> list[Encoded]:
-    """The forget set as training examples: QA items (loss on the answers) and raw-text windows."""
-    return (encode_items(task.forget, tokenizer, fmt, max_length)
-            + encode_texts(task.forget_texts, tokenizer, max_length))
-
-
-def _reinforce(model, tokenizer, task, train, fmt, epochs: float, lr: float, path: str = ""):
-    """The model fine-tuned further on the forget data (QA items and raw text). With ``path``, a
-    model saved there is loaded instead (and a freshly trained one is saved there)."""
-    from pathlib import Path
-
-    from obliviate.models.loading import save_model_atomic
-
-    if path and (Path(path) / "config.json").exists():
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=model.dtype).eval()
-    reinforced = copy.deepcopy(model)
-    examples = _forget_examples(task, tokenizer, fmt, train.max_length)
-    bs = min(train.batch_size * train.grad_accum, len(examples))
-    steps = train.max_steps or max(1, math.ceil(epochs * len(examples) / bs))
-    sft(reinforced, tokenizer, examples, SFTConfig(steps=steps, lr=lr or train.lr, batch_size=bs,
-                                                   weight_decay=train.weight_decay, warmup_steps=train.warmup_steps,
-                                                   seed=train.seed))
-    if path:
-        save_model_atomic(reinforced, None, path)
-    return reinforced.eval()
 
 
 @torch.no_grad()
@@ -218,8 +188,8 @@ def _finetune_on_labels(model, tokenizer, pairs, train) -> None:
         "term translation")
 def whp(cfg: WHPConfig, model, task, *, tokenizer, train, fmt):
     """Reinforce, build generic labels (with anchored-term translation), fine-tune the baseline on them."""
-    reinforced = _reinforce(model, tokenizer, task, train, fmt, cfg.reinforce_epochs, cfg.reinforce_lr,
-                            cfg.reinforced_path)
+    reinforced = reinforced_copy(model, tokenizer, task, fmt, train, epochs=cfg.reinforce_epochs,
+                                 lr=cfg.reinforce_lr or None, path=cfg.reinforced_path)
     anchors = dict(cfg.anchors) or build_anchor_dictionary(
         [f"{it.question} {it.answer}" for it in task.forget] + list(task.forget_texts),
         [f"{it.question} {it.answer}" for it in task.retain] + list(task.retain_texts), cfg.max_anchors,
@@ -250,6 +220,6 @@ class WHPLogitModel(LogitsWrapper):
         "Language Models (WHP baseline)", arxiv="2407.06460", code="https://github.com/jaechan-repo/muse_bench",
         summary="Inference-time WHP: combine baseline and reinforced logits (no fine-tuning)", saveable=False)
 def whp_logit(cfg: WHPLogitConfig, model, task, *, tokenizer, train, fmt):
-    reinforced = _reinforce(model, tokenizer, task, train, fmt, cfg.reinforce_epochs, cfg.reinforce_lr,
-                            cfg.reinforced_path)
+    reinforced = reinforced_copy(model, tokenizer, task, fmt, train, epochs=cfg.reinforce_epochs,
+                                 lr=cfg.reinforce_lr or None, path=cfg.reinforced_path)
     return WHPLogitModel(model.eval(), reinforced.eval(), cfg.alpha).eval()

@@ -1,0 +1,193 @@
+"""Running the training loop and the audit under several processes (``accelerate launch``).
+
+What the loop does with N processes (DDP through `accelerate.Accelerator`), so that a run on N
+processes with gradient accumulation A is the run on one process with accumulation N*A:
+
+- Every rank builds the same seeded plan of micro-batches for every stream (forget, retain,
+  forget_alt); rank r takes the plan's micro-batches r, r+N, r+2N, ... (the sharding accelerate's
+  own ``BatchSamplerShard`` applies to a batch sampler), A of them per optimizer step. Each rank
+  therefore runs the same number of micro-batches every step, whatever the step count or data size:
+  no rank waits in a collective the others never reach.
+- Gradients are averaged by DDP on the last micro-batch of each step (``accelerator.accumulate``
+  skips the sync on the others); the loss is divided by A (``accelerator.backward``), so the sum
+  over ranks of the averaged gradient is the 1-process gradient over N*A micro-batches.
+- The logged loss and every logged part are averaged over ranks (`reduce_logged`); the NaN guard
+  counts non-finite losses over all ranks before the optimizer step, and the probes' values come
+  from the main process (`broadcast_floats`), so every guard decides the same on every rank.
+- The frozen reference model is placed on each device without a DDP wrapper and has no optimizer
+  state (`place_reference`).
+- A method's ``prepare`` hook runs on every rank; the main process's result is made authoritative
+  (weights through DDP's broadcast at wrap time, gradient masks broadcast in place) and the rest
+  (which parameters train, the optimizer groups) is checked to be the same (`sync_prepared`).
+- Checkpoints and outputs are written by the main process only, after every rank has finished the
+  step (`wait_for_everyone`).
+
+The audit runs on the main process alone; the other processes return at once (`is_main_process`):
+its report is the 1-process report.
+
+``accelerate launch --cpu --num_processes N`` starts **one** process: accelerate starts several CPU
+processes only through ``mpirun`` (with a hostfile). On a CPU-only machine, ``accelerate launch
+--multi_gpu --num_processes N`` (or ``torchrun --nproc_per_node N``) starts N gloo processes;
+`single_process_launch_notice` warns about the first form.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+
+def _state():
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def is_main_process() -> bool:
+    """True on the process that writes outputs (always, outside a multi-process launch). Read from
+    accelerate's state once a run has set it up, else from the launcher's environment, so asking
+    starts no process group (the audit's other processes return without one)."""
+    if not _launched():
+        return True
+    from accelerate.state import PartialState
+
+    if PartialState._shared_state:
+        return PartialState().is_main_process
+    return _int(os.environ.get("RANK", "0")) == 0
+
+
+def wait_for_everyone() -> None:
+    """Block until every process reaches this point (a no-op outside a multi-process launch)."""
+    if _launched():
+        _state().wait_for_everyone()
+
+
+def _launched() -> bool:
+    """Whether this process belongs to a multi-process launch (torchrun and accelerate launch set
+    WORLD_SIZE)."""
+    return _int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def single_process_launch_notice(num_processes: int) -> str | None:
+    """A notice when ``accelerate launch --cpu --num_processes N`` (N > 1) started this lone process.
+
+    accelerate's simple launcher (used for ``--cpu``) starts one process and passes no process
+    count on; the only place the requested count survives is the launcher's command line, read
+    from /proc where there is one. Returns None when nothing looks wrong."""
+    if num_processes > 1 or os.environ.get("ACCELERATE_USE_CPU", "").lower() not in ("true", "1"):
+        return None
+    try:
+        with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return None
+    asked = 1
+    for i, a in enumerate(argv):
+        if a.startswith("--num_processes="):
+            asked = _int(a.split("=", 1)[1])
+        elif a == "--num_processes" and i + 1 < len(argv):
+            asked = _int(argv[i + 1])
+    if asked <= 1:
+        return None
+    return (f"accelerate launch --cpu --num_processes {asked} started one process (accelerate starts several CPU "
+            "processes only through mpirun); this run uses 1 process. For several CPU processes use "
+            f"`accelerate launch --multi_gpu --num_processes {asked} ...` (gloo) or `torchrun --nproc_per_node "
+            f"{asked} ...`")
+
+
+def _int(s: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        return 1 if s else 0
+
+
+def reduce_logged(accelerator: Any, sums: dict[str, float], n_bad: int) -> tuple[dict[str, float], int]:
+    """The step's logged values averaged over ranks, and the number of non-finite losses summed over
+    ranks, in one collective. Every rank logs the same keys (the method's parts); a rank whose keys
+    differ would make the collective mismatch, so the key sets are compared first on the first step."""
+    keys = sorted(sums)
+    if accelerator.num_processes == 1:
+        return {k: sums[k] for k in keys}, n_bad
+    # float64: the mean of N per-rank averages equals the 1-process average to ~1e-16.
+    t = torch.tensor([float(n_bad)] + [sums[k] for k in keys], dtype=torch.float64, device=accelerator.device)
+    t = accelerator.reduce(t, reduction="sum").cpu()
+    n = accelerator.num_processes
+    return {k: float(v) / n for k, v in zip(keys, t[1:].tolist())}, int(t[0])
+
+
+def check_same_keys(accelerator: Any, keys: list[str]) -> None:
+    """Refuse a method whose logged parts differ between ranks (the reduction would not line up)."""
+    if accelerator.num_processes == 1:
+        return
+    from accelerate.utils import gather_object
+
+    seen = gather_object([sorted(keys)])
+    if any(k != seen[0] for k in seen):
+        raise RuntimeError(f"the method logs different loss parts on different processes ({seen}); every "
+                           "process must return the same keys in LossOutput.parts")
+
+
+def broadcast_floats(accelerator: Any, values: list[float]) -> list[float]:
+    """``values`` as the main process has them, on every rank."""
+    if accelerator.num_processes == 1:
+        return values
+    from accelerate.utils import broadcast
+
+    t = torch.tensor(values, dtype=torch.float64, device=accelerator.device)
+    return broadcast(t, from_process=0).cpu().tolist()
+
+
+def any_rank(accelerator: Any, flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any rank."""
+    if accelerator.num_processes == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(t, reduction="sum").item() > 0)
+
+
+def place_reference(accelerator: Any, reference: torch.nn.Module) -> torch.nn.Module:
+    """Put the frozen reference model on this process's device, without a DDP wrapper (it is never
+    trained, so it has no gradients to synchronise) and without optimizer state."""
+    return accelerator.prepare_model(reference, evaluation_mode=True).eval()
+
+
+def configure_deepspeed(accelerator: Any, batch_size: int, grad_accum: int, max_grad_norm: float) -> None:
+    """Give DeepSpeed the batch shape and clipping of this run: the loop feeds batches itself (no
+    prepared DataLoader to infer them from), and DeepSpeed, not the loop, clips and accumulates."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type != DistributedType.DEEPSPEED:
+        return
+    cfg = accelerator.state.deepspeed_plugin.deepspeed_config
+    cfg["train_micro_batch_size_per_gpu"] = batch_size
+    cfg["gradient_accumulation_steps"] = grad_accum
+    cfg["train_batch_size"] = batch_size * grad_accum * accelerator.num_processes
+    cfg["gradient_clipping"] = max_grad_norm
+
+
+def sync_prepared(accelerator: Any, model: torch.nn.Module, groups: list[dict] | None) -> None:
+    """Make a ``prepare`` hook's result the same on every rank (call after ``accelerator.prepare``,
+    whose DDP wrap has already broadcast the main process's weights, noise included).
+
+    Gradient masks (`obliviate.methods.base.add_gradient_mask`) are broadcast in place from the main
+    process, so a mask computed from slightly different floating-point gradients on another device
+    cannot differ. Which parameters train and the optimizer groups (sizes, learning rates) must match
+    already: they are compared, and a difference is an error that names it."""
+    if accelerator.num_processes == 1:
+        return
+    from accelerate.utils import broadcast, gather_object
+
+    from obliviate.methods.base import gradient_masks
+
+    for mask in gradient_masks(model):
+        broadcast(mask, from_process=0)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    shape = [(len(g["params"]), g.get("lr"), g.get("weight_decay"), g.get("name")) for g in (groups or [])]
+    seen = gather_object([(trainable, shape)])
+    if any(s != seen[0] for s in seen):
+        which = "trainable parameters" if any(s[0] != seen[0][0] for s in seen) else "optimizer groups"
+        raise RuntimeError(f"the method's prepare hook gave different {which} on different processes; a prepare "
+                           "hook must be deterministic (seeded) so every process trains the same parameters")
