@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/obliviate demo $(DEMO_ARGS)
 
-test: $(STAMP)
+# The browser test (tests/report/test_browser.py) renders the report in Debian's chromium: install it
+# when missing (as root, or through sudo). Without apt or network the install fails, said here, and
+# that test skips with the reason.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium || \
+	    { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends chromium; } || \
+	    echo "make: could not install chromium; the browser test will skip"; }
+
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
 
 clean:

@@ -42,7 +42,11 @@ def test_unlearn_and_audit_through_the_cli(tmp_path, tiny_model, tiny_tokenizer,
     main(["audit", "--model", f"unlearned={tmp_path / 'out'}", "--reference", str(model_dir), "--forget", str(f),
           "--retain", str(r), "--out", str(tmp_path / "audit.json")])
     rep = json.loads((tmp_path / "audit.json").read_text())
-    assert rep["schema_version"] == 1 and set(rep["models"]) == {"unlearned", "oracle"}
+    assert rep["schema_version"] == 2 and set(rep["models"]) == {"unlearned", "oracle"}
+    # the HTML page and the Markdown beside the JSON, verdict first
+    page = (tmp_path / "audit.html").read_text()
+    assert page.index('id="verdict"') < page.index('id="headline-table"')
+    assert (tmp_path / "audit.md").read_text().startswith("# obliviate audit report")
 
 
 def test_audit_applies_attacks_with_their_options(tmp_path, tiny_model, tiny_tokenizer, tiny_task):

@@ -20,10 +20,9 @@ from obliviate.data.task import ForgetTask, QAItem
 from obliviate.errors import ModelLoadError, OutputError
 from obliviate.metrics.base import MissingReferenceError
 from obliviate.presets import list_presets, load_preset, preset_path
-from obliviate.report.schema import ModelEntry, Report, write_json_atomic
+from obliviate.report.schema import ModelEntry, Report
 from obliviate.scoring.cache import ScoringCache
 from obliviate.scoring.views import build_view
-from obliviate.train.loop import RunLog, TrainConfig, run_unlearning
 
 # Task metadata that holds data rather than a description: left out of the report's task header.
 BULK_METADATA = ("idk_answers", "verbmem", "privleak", "knowmem_icl", "retain2_texts", "multiple_choice")
@@ -95,6 +94,8 @@ def resolve_configs(method: str, benchmark: str | None = None, overrides: dict |
     if config is not None:
         layers.append((str(config), load_run_config(config)))
     layers.append(("", {"method": overrides or {}, "train": train or {}}))
+    from obliviate.train.loop import TrainConfig  # the training loop (peft, accelerate) loads only to train
+
     merged: dict[str, dict] = {"method": {}, "train": {}}
     for source, layer in layers:
         prefix = f"{source}: " if source else ""
@@ -315,6 +316,8 @@ def unlearn(model: torch.nn.Module, tokenizer: Any, forget: ForgetTask | Sequenc
         warnings.warn(n, stacklevel=2)
     check_tokenizer_fits(model, tokenizer)
     fmt = prompt_format(tokenizer, fmt)
+    from obliviate.train.loop import RunLog, run_unlearning
+
     info = registry.get("method", method)
     spec = info.obj
     m = copy.deepcopy(model) if copy_model else model
@@ -325,7 +328,9 @@ def unlearn(model: torch.nn.Module, tokenizer: Any, forget: ForgetTask | Sequenc
     else:
         # A frozen reference copy costs a model's worth of memory: build it only when the method
         # needs one, or when its retain term is KL to the original model.
-        needs_ref = "reference_model" in info.needs or getattr(mcfg, "retain_loss", "") == "kl"
+        from obliviate.plan import needs_reference_model
+
+        needs_ref = needs_reference_model(info, mcfg)
         out, log = run_unlearning(m, tokenizer, task, spec, mcfg, tcfg, fmt, needs_reference=needs_ref)
     log.notices = notices + log.notices
     return UnlearnResult(out, log, method, to_dict(mcfg), to_dict(tcfg))
@@ -395,9 +400,14 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
     first = reference if reference is not None else next(iter(models))
     cache, tokenizer = caches[first], caches[first].tokenizer
     names = list(metrics) if metrics is not None else registry.names("metric", "text")
+    for n in names:  # an unknown name fails before any model runs; the metric modules load after scoring
+        registry.check("metric", n)
+    from obliviate.progress import phase
+
+    with phase(f"score {len(models)} models on {task.name} ({', '.join(f'{k} {v}' for k, v in scored.items())})"):
+        views = {name: build_view(m, name, task, caches[name], gradnorm=gradnorm, limits=limits)
+                 for name, m in models.items()}
     fns = {n: registry.get("metric", n).obj for n in names}
-    views = {name: build_view(m, name, task, caches[name], gradnorm=gradnorm, limits=limits)
-             for name, m in models.items()}
     ref_view = views.get(reference) if reference else logs_view
     header = {k: v for k, v in task.metadata.items() if k not in BULK_METADATA}
     header.update({"eval_limits": limits, "n_scored": scored, "max_new_tokens": cache.max_new_tokens})
@@ -423,9 +433,14 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
         _run_attacks(report, models, views, task, caches, fns, ref_view, reference, attacks, attack_params or {},
                      attack_models, limits)
     used = set(fns) | set(attacks) | ({"ulira"} if ulira_shadows else set())
-    report.citations = [p.record() for p in registry.plugins() if p.name in used and p.arxiv]
+    report.citations = [r for r in registry.records() if r["name"] in used and r["arxiv"]]
+    from obliviate.report.collect import add_audit_extras
+
+    add_audit_extras(report, views, task, lambda name: caches[name].fingerprint(models[name]))
     if out is not None:
-        write_json_atomic(report.to_dict(), out)
+        from obliviate.report.files import write_report
+
+        write_report(report, out)
     return report
 
 
@@ -574,12 +589,15 @@ def _caches_per_model(models: dict, tokenizer: Any, fmt: PromptFormat | str | No
 
 def _add_ulira(report: Report, models: dict, task: ForgetTask, tokenizer: Any, caches: dict[str, ScoringCache],
                reference: str | None, n_shadows: int) -> None:
-    from obliviate.metrics.lm_ulira import lm_ulira, train_lm_shadows
+    from obliviate.auditing.lm_shadows import lm_ulira, train_lm_shadows
 
     try:
         if reference is None:
             raise MissingReferenceError("U-LiRA compares each model with the retrain oracle; pass reference=")
-        shadows = train_lm_shadows(task, n_shadows)
+        from obliviate.progress import phase
+
+        with phase(f"train or load {n_shadows} U-LiRA shadow models"):
+            shadows = train_lm_shadows(task, n_shadows)
     except MissingReferenceError as e:
         for entry in report.models.values():
             entry.skipped["ulira"] = str(e)
@@ -625,6 +643,8 @@ def recovered_share(k_target: float, k_unlearned: float, k_attacked: float) -> f
 def _run_attacks(report: Report, models: dict, views: dict, task: ForgetTask, caches: dict[str, ScoringCache],
                  fns: dict, ref_view: Any, reference: str | None, attacks: Sequence[str], params: dict,
                  targets: Sequence[str] | None, limits: dict[str, int] | None = None) -> None:
+    from obliviate.progress import phase
+
     rows = []
     target_name = next((n for n, e in report.models.items() if e.role == "target"), None)
     for aname in attacks:
@@ -634,9 +654,10 @@ def _run_attacks(report: Report, models: dict, views: dict, task: ForgetTask, ca
             kw = dict(params.get(aname, {}))
             if "fmt" in inspect.signature(afn).parameters:
                 kw.setdefault("fmt", cache.fmt)  # attacks encode through the audit's prompt format
-            res = afn(models[mname], task, cache.tokenizer, **kw)
             label = f"{mname}@{aname}"
-            view = build_view(res.model, label, res.task, cache, limits=limits)
+            with phase(f"attack {label} and re-score"):
+                res = afn(models[mname], task, cache.tokenizer, **kw)
+                view = build_view(res.model, label, res.task, cache, limits=limits)
             entry = ModelEntry(name=label, role="attacked", run={"attack": aname, "of": mname, **res.details})
             for metric, fn in fns.items():
                 try:
@@ -686,28 +707,30 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
     out_dir = Path(out_dir)
     entries: dict[str, Any] = {}
     reports = []
+    from obliviate.progress import phase
+
     for seed in seeds:
-        b = load_fictional_authors(benchmark_recipe(quick, seed))
-        tok, task = b.tokenizer(), b.task(split)
-        models = {"target": b.load("target"), "oracle": b.load("oracle", split)}
+        with phase(f"build or load the {benchmark} benchmark (seed {seed})"):
+            b = load_fictional_authors(benchmark_recipe(quick, seed))
+            tok, task = b.tokenizer(), b.task(split)
+            models = {"target": b.load("target"), "oracle": b.load("oracle", split)}
         runs = {}
         for m in methods:
-            models[m], runs[m] = _bench_run(m, models["target"], tok, task, benchmark, b.fmt, seed,
-                                            out_dir / "models" / f"seed{seed}" / m, recipe=b.recipe.key())
-        rep = audit(models, task, tok, reference="oracle", fmt=b.fmt, roles={"target": "target", "oracle": "oracle"},
-                    runs=runs, attacks=attacks, attack_params=attack_params, kind="bench")
+            with phase(f"unlearn {task.name} with {m} (seed {seed})"):
+                models[m], runs[m] = _bench_run(m, models["target"], tok, task, benchmark, b.fmt, seed,
+                                                out_dir / "models" / f"seed{seed}" / m, recipe=b.recipe.key())
+        with phase(f"audit {len(models)} models, attacks {', '.join(attacks) or 'none'} (seed {seed})"):
+            rep = audit(models, task, tok, reference="oracle", fmt=b.fmt,
+                        roles={"target": "target", "oracle": "oracle"}, runs=runs, attacks=attacks,
+                        attack_params=attack_params, kind="bench")
         reports.append((seed, rep))
         for name, e in rep.models.items():
             entries[f"{name}" if len(seeds) == 1 else f"{name}/seed{seed}"] = e
     report = reports[0][1] if len(reports) == 1 else _merge_seeds(reports)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(report.to_dict(), out_dir / "report.json")
-    try:
-        from obliviate.report.html import write_html
+    from obliviate.report.files import write_report
 
-        write_html(report, out_dir / "report.html")
-    except ImportError:
-        pass
+    write_report(report, out_dir / "report.json")  # and report.html, report.md beside it
     return report
 
 
@@ -742,7 +765,9 @@ def _bench_run(method: str, target: torch.nn.Module, tok: Any, task: ForgetTask,
         return model.eval(), run
     res = unlearn(target, tok, task, method=method, benchmark=benchmark, fmt=fmt, train=train)
     run = {"seconds": res.log.seconds, "steps": res.log.steps, "stopped": res.log.stopped, "recipe": recipe,
-           "split": task.name, "method_config": res.method_config, "train_config": res.train_config}
+           "split": task.name, "method": method, "method_config": res.method_config,
+           "train_config": res.train_config, "best_step": res.log.best_step, "history": res.log.history,
+           "probes": res.log.probes}
     if isinstance(res.model, PreTrainedModel):
         # Inference-time wrappers (ECO, WHP logits) are cheap to rebuild and are not saved here.
         save_model_atomic(res.model, None, save_dir, extra_files={"run.json": dumps_strict(run)})

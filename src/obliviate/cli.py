@@ -17,7 +17,7 @@ def ls(json: bool = False, kind: Optional[str] = None) -> None:
         json: print JSON records (kind, name, paper, arxiv, ...) instead of a table.
         kind: only this kind (method, metric, attack, benchmark, selector).
     """
-    records = [p.record() for p in registry.plugins(kind)]
+    records = registry.records(kind)
     if json:
         print(_json.dumps(records, indent=2))
         return
@@ -207,7 +207,7 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
     _kv(template_var, "--template_var")
     limits = _kv(limit, "--limit")
     for name in list(metrics or []) + list(attacks or []):
-        registry.get("metric" if name in (metrics or []) else "attack", name)
+        registry.check("metric" if name in (metrics or []) else "attack", name)
     if ulira_shadows < 0 or (max_new_tokens is not None and max_new_tokens < 1):
         raise ConfigError("--ulira_shadows must be 0 or more and --max_new_tokens at least 1")
     if reference and reference_logs:
@@ -245,6 +245,7 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
                        reference_logs=reference_logs)
     print_table(report, plan.headline(report), title=plan.title)
     print(f"report written to {out}")
+    print(f"HTML report: {Path(out).with_suffix('.html')} (Markdown: {Path(out).with_suffix('.md')})")
 
 
 def demo(quick: bool = False, split: str = "forget10", out_dir: str = "obliviate-out", seed: int = 0) -> None:
@@ -273,7 +274,8 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
 
     Args:
         benchmark: fictional_authors (language), muse (MUSE's six-way evaluation of a MUSE-format
-            corpus from --source) or digits (image classifiers).
+            corpus from --source), digits (image classifiers) or domains (domain unlearning in a
+            CLIP-style model: ADU and its baselines; splits forget1, forget3).
         methods: method names, or "all" (default: GA, GradDiff, NPO, SimNPO; muse: GA, NPO; digits: all
             image methods).
         split: benchmark split (fictional_authors: forget01/05/10, default forget10; muse: news/books,
@@ -299,6 +301,34 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
     from obliviate.outputs import check_output_file
     from obliviate.report.table import print_bench_table
 
+    if benchmark == "multimodal":  # Forget-MI on synthetic patients' image+report records
+        from obliviate.benchmarks.multimodal_bench import VARIANTS, bench_multimodal, print_multimodal_table
+
+        other = {"--attacks": attacks, "--attack_set": attack_set, "--ulira_shadows": ulira_shadows,
+                 "--challenge_models": challenge_models, "--source": source, "--model": model, "--train": train}
+        if [k for k, v in other.items() if v]:
+            raise ConfigError(f"{', '.join(k for k, v in other.items() if v)}: not used by --benchmark multimodal")
+        rows = {r: VARIANTS[r] if r in VARIANTS else (r, {}) for r in (methods or list(VARIANTS))}
+        check_output_file(Path(out_dir) / "report.json", option="--out_dir")
+        report = bench_multimodal(rows, split or "forget10", seeds if seeds is not None else [0, 1, 2],
+                                  out=str(Path(out_dir) / "report.json"), progress=True)
+        print_multimodal_table(report)
+        print(f"report written to {Path(out_dir) / 'report.json'}")
+        return
+    if benchmark == "domains":  # ADU-style domain unlearning on the built-in dual encoder
+        from obliviate.benchmarks.domains_bench import DEFAULT_METHODS, bench_domains, print_domains_table
+
+        other = {"--attacks": attacks, "--attack_set": attack_set, "--ulira_shadows": ulira_shadows,
+                 "--challenge_models": challenge_models, "--source": source, "--model": model, "--train": train}
+        if [k for k, v in other.items() if v]:
+            raise ConfigError(f"{', '.join(k for k, v in other.items() if v)}: not used by --benchmark domains")
+        check_output_file(Path(out_dir) / "report.json", option="--out_dir")
+        report = bench_domains(methods or list(DEFAULT_METHODS), split or "forget1",
+                               seeds if seeds is not None else [0, 1, 2], out=str(Path(out_dir) / "report.json"),
+                               progress=True)
+        print_domains_table(report)
+        print(f"report written to {Path(out_dir) / 'report.json'}")
+        return
     if benchmark not in ("fictional_authors", "digits", "muse"):
         raise ConfigError(f"--benchmark {benchmark!r}: bench runs fictional_authors (language models), muse (a "
                           "MUSE-format corpus, --source) or digits (image classifiers)")
@@ -315,7 +345,7 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
         corpus = resolve_split("muse", split)
         attacks = attacks if attacks is not None else []
         for a in attacks:
-            registry.get("attack", a)
+            registry.check("attack", a)
         check_output_file(Path(out_dir) / "report.json", option="--out_dir")
         report = bench_muse(methods if methods is not None else ["ga", "npo"], corpus, source, target=model,
                             retrain=reference, seeds=seeds if seeds is not None else [0], attacks=attacks,
@@ -325,7 +355,8 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
                           metric="knowmem_forget")
         print_rows(report.tables["scalability"], "C5 scalability: scal/forget_k, each from the target")
         print_rows(report.tables["sustainability"], "C6 sustainability: sust/forget_k, one after another")
-        print(f"report written to {out_dir}/report.json and report.html")
+        print(f"report written to {out_dir}/report.json")
+        print(f"HTML report: {Path(out_dir) / 'report.html'} (Markdown: {Path(out_dir) / 'report.md'})")
         return
     split = split or "forget10"
     digits_only = {"--ulira_shadows": ulira_shadows, "--challenge_models": challenge_models,
@@ -343,26 +374,93 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
 
         from obliviate.benchmarks.digits_bench import print_digits_table
 
+        from obliviate.progress import phase
+
         out = Path(out_dir) / "report.json"
-        report = bench_digits(methods=methods if methods is not None else "all",
-                              scenario=split if split != "forget10" else "random10",
-                              seeds=seeds if seeds is not None else [0, 1, 2], arch=arch,
-                              ulira_shadows=ulira_shadows if ulira_shadows is not None else (4 if quick else 16),
-                              challenge_models=challenge_models if challenge_models is not None else (4 if quick else 16),
-                              out=str(out), progress=True)
+        with phase(f"digits bench ({split if split != 'forget10' else 'random10'}, {arch})"):
+            report = bench_digits(
+                methods=methods if methods is not None else "all",
+                scenario=split if split != "forget10" else "random10",
+                seeds=seeds if seeds is not None else [0, 1, 2], arch=arch,
+                ulira_shadows=ulira_shadows if ulira_shadows is not None else (4 if quick else 16),
+                challenge_models=challenge_models if challenge_models is not None else (4 if quick else 16),
+                out=str(out), progress=True)
         print_digits_table(report)
+        from obliviate.report.files import write_report
+
+        paths = write_report(report, out)  # the JSON again, with its verdict, and the HTML / Markdown beside it
         print(f"report written to {out}")
+        print(f"HTML report: {paths['html']} (Markdown: {paths['markdown']})")
         return
     from obliviate.api import bench as api_bench
 
     attacks = attacks if attacks is not None else ["quantize_int4"]
     for a in attacks:
-        registry.get("attack", a)
+        registry.check("attack", a)
     report = api_bench(benchmark, methods if methods is not None else ("ga", "graddiff", "npo", "simnpo"), split,
                        seeds if seeds is not None else [0], attacks, out_dir, quick,
                        attack_params=_attack_kv(attacks, attack_set))
     print_bench_table(report, HEADLINE, title=f"obliviate bench: {report.task['name']}")
-    print(f"report written to {out_dir}/report.json and report.html")
+    print(f"report written to {out_dir}/report.json")
+    print(f"HTML report: {Path(out_dir) / 'report.html'} (Markdown: {Path(out_dir) / 'report.md'})")
+
+
+def report(inputs: list[str], html: Optional[str] = None, markdown: Optional[str] = None,
+           rule: Optional[list[str]] = None) -> None:
+    """Turn report JSONs (or the run folders holding them) into a self-contained HTML page and Markdown.
+
+    Args:
+        inputs: one or more report JSON files (audit, bench, demo; language or vision) or the folders
+            they were written to (report.json / audit.json inside). Several are merged into one
+            comparison.
+        html: the HTML file to write (default: next to the JSON, same name, .html; several inputs:
+            report.html here).
+        markdown: the Markdown file to write (default: next to the JSON, .md; several inputs: report.md).
+        rule: verdict thresholds, KEY=VALUE (e.g. forget_quality_min=0.1 privleak_max=5; see
+            obliviate.report.verdict.VerdictRules).
+    """
+    from obliviate.report.files import render_reports
+
+    out = render_reports(inputs, html=html, markdown=markdown, rules=_kv(rule, "--rule"))
+    print(f"HTML report: {out['html']}")
+    print(f"Markdown report: {out['markdown']}")
+
+
+def plan(model: str, method: str, lora: bool = False, lora_r: Optional[int] = None,
+         lora_target: Optional[list[str]] = None, num_processes: int = 1, fsdp: bool = False, zero2: bool = False,
+         zero3: bool = False, dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16",
+         batch_size: Optional[int] = None, max_length: Optional[int] = None, set: Optional[list[str]] = None,
+         gguf_file: Optional[str] = None, json: bool = False) -> None:
+    """Estimate the memory per device of unlearning MODEL with METHOD, from its config alone (no weights).
+
+    Args:
+        model: a config.json file, a model folder (its config.json, or a GGUF file with --gguf_file), or a hub id.
+        method: registered gradient method (see `obliviate ls`); whether it builds a reference model comes from it.
+        lora: train LoRA adapters (peft's default layers for the architecture, or --lora_target).
+        lora_r: LoRA rank (default: the training loop's, 8).
+        lora_target: layers to adapt (e.g. q_proj v_proj); default: peft's for the architecture.
+        num_processes: processes (GPUs) the run is spread over.
+        fsdp: FSDP full shard over the processes (weights, gradients, optimizer state, reference model).
+        zero2: DeepSpeed ZeRO-2 (gradients and optimizer state sharded).
+        zero3: DeepSpeed ZeRO-3 (weights, gradients, optimizer state and reference model sharded).
+        dtype: the dtype the model is loaded and trained in (unlearn --dtype).
+        batch_size: micro-batch per process (default: the training loop's, 8).
+        max_length: tokens per sequence (default: the training loop's, 256).
+        set: method config overrides, KEY=VALUE (e.g. retain_loss=kl: GradDiff with a reference model).
+        gguf_file: GGUF file inside MODEL to read the config from.
+        json: print the plan as JSON (bytes) instead of a table.
+    """
+    from obliviate.config import ConfigError
+    from obliviate.plan import plan_memory
+
+    chosen = [name for name, on in (("fsdp", fsdp), ("zero2", zero2), ("zero3", zero3)) if on]
+    if len(chosen) > 1:
+        raise ConfigError(f"--{' and --'.join(chosen)}: choose one sharding")
+    result = plan_memory(model, method, lora=lora, lora_r=lora_r, lora_target=lora_target or (),
+                         num_processes=num_processes, sharding=chosen[0] if chosen else "none", dtype=dtype,
+                         batch_size=batch_size, max_length=max_length, method_overrides=_kv(set, "--set"),
+                         gguf_file=gguf_file)
+    print(_json.dumps(result.to_dict(), indent=2) if json else result.format())
 
 
 def _kv(pairs: Optional[list[str]], flag: str) -> dict:
@@ -408,7 +506,9 @@ def _attack_kv(attacks: list[str], pairs: Optional[list[str]]) -> dict[str, dict
     return out
 
 
-COMMANDS = [ls, unlearn, audit, bench, demo]
+COMMANDS = [ls, unlearn, audit, bench, demo, report, plan]
+# List arguments given as positionals (``obliviate report A.json B/``), not as --NAME options.
+POSITIONAL = {"report": "inputs"}
 
 # Exit codes: 0 done, 1 internal error (a bug: please report it), 2 bad input or a refused output,
 # 3 a guard stopped the run early (the weights it kept were saved; run.json says why).
@@ -515,15 +615,24 @@ def build_parser():
         special = {n: k for n, k in special.items() if k is not None}
         if "config" not in params:
             sub.add_argument("--config", action=ActionConfigFile, help="a YAML file of this command's options")
-        sub.add_function_arguments(fn, as_group=False, skip=set(special), fail_untyped=True)
-        for name, (kind, item_type) in special.items():
+        for name, (kind, item_type) in [(n, special.get(n, ("typed", None))) for n in params]:
             p = params[name]
             required = p.default is inspect.Parameter.empty
             default = None if required else p.default
-            if kind == "bool":
+            if kind == "typed":
+                # The annotation is the type (jsonargparse checks Optional/Literal values); jsonargparse's
+                # add_function_arguments is not used: its source resolver looks the function up by import
+                # path, and `obliviate.unlearn` / `obliviate.audit` would import the whole API for --help.
+                if name not in hints:
+                    raise TypeError(f"obliviate {fn.__name__}: option {name!r} has no type annotation")
+                sub.add_argument(f"--{name}", type=hints[name], required=required, default=default,
+                                 help=docs.get(name, ""))
+            elif kind == "bool":
                 sub.add_argument(f"--{name}", action=ActionYesNo, nargs="?", default=default,
                                  help=f"{docs.get(name, '')} (--{name} / --{name} true / --no_{name}; default: "
                                       f"{str(default).lower()})")
+            elif POSITIONAL.get(fn.__name__) == name:
+                sub.add_argument(name, nargs="+", metavar=name.upper(), help=docs.get(name, ""))
             else:
                 # --NAME+ is jsonargparse's append spelling, kept for commands written against it
                 sub.add_argument(f"--{name}", f"--{name}+", action=_ListOption.make(item_type), required=required,

@@ -227,7 +227,7 @@ def test_prune_first_output_has_the_requested_sparsity(digits):
     from obliviate.methods.vision.prune_first import prunable_weights
 
     task = make_task(digits, "class")
-    out = run_method("prune_first", digits[4], task, sparsity=0.8, inner_config={"epochs": 2})
+    out = run_method("prune_first", digits[4], task, sparsity=0.8, retrain_epochs=2, inner_config={"epochs": 2})
     weights = prunable_weights(out)
     n = sum(w.numel() for w in weights.values())
     zeros = sum(int((w == 0).sum()) for w in weights.values())
@@ -311,7 +311,13 @@ def test_salun_only_moves_salient_weights(digits):
 # FT-style methods keep the sparsity paper's lr 0.01 as default; on a digits MLP 10 epochs at 0.01
 # only take forget accuracy from 0.99 to ~0.93, so the class-wise test uses lr 0.1, the top of the
 # authors' grid [1e-4, 1e-1]. Every other method runs with its shipped defaults.
-CLASS_OVERRIDES = {"img_finetune": {"lr": 0.1}, "l1_sparse": {"lr": 0.1}, "prune_first": {"inner_config": {"lr": 0.1}}}
+# prune_first at the paper's 0.95 keeps ~330 of this MLP's 6.5k weights: after OMP + FT (lr 0.1) the
+# kept-class test accuracy is 0.91 (original 0.97), the capacity of so small a sparse net; at 0.9 the
+# sparse-retrained model holds the class so firmly that FT leaves forget accuracy at 0.72 (0.93: 0.49).
+# The test runs OMP at 0.9 with RL as the inner unlearner (one of the paper's FT/GA/RL/FF/IU):
+# forget 0.00, kept-class test 0.947.
+CLASS_OVERRIDES = {"img_finetune": {"lr": 0.1}, "l1_sparse": {"lr": 0.1},
+                   "prune_first": {"sparsity": 0.9, "inner": "random_label"}}
 TEST_TOLERANCE = 0.05  # max drop of test accuracy on the kept classes / whole test set
 
 

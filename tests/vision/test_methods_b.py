@@ -113,7 +113,9 @@ FAST = {
 BEHAVIOUR = {
     "ssd": {"alpha": 5.0},
     "fisher": {},
-    "influence": {},
+    # the reference WoodFisher recursion is nearly a gradient step and cannot forget a digits class
+    # within 5 test points at any α (see InfluenceConfig.alpha); the exact Woodbury option can
+    "influence": {"hessian": "woodbury", "alpha": 2.0},
     "fnn": {},
     "laf": {"batch_size": 16, "lr_ue": 1e-3, "lr_ra": 2e-3, "epochs": 10},
     "multigan": {"gan_steps": 150, "epochs": 2},

@@ -1,3 +1,2 @@
-"""Attacks that try to recover forgotten knowledge; importing this package registers them."""
-
-from obliviate.attacks import paraphrase, quantize, relearn, restor  # noqa: F401
+"""Attacks that try to recover forgotten knowledge; one file per plug-in:
+the registry imports a module when one of its plug-ins is asked for (see `obliviate.registry`)."""

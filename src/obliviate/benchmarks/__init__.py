@@ -1,5 +1,2 @@
-"""Benchmarks; importing this package registers them."""
-
-from obliviate.benchmarks import fictional_authors  # noqa: F401
-from obliviate.benchmarks import digits  # noqa: F401
-from obliviate.benchmarks import public  # noqa: F401
+"""Benchmarks; one file per plug-in:
+the registry imports a module when one of its plug-ins is asked for (see `obliviate.registry`)."""

@@ -39,7 +39,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from obliviate.benchmarks.fictional_authors import cache_root
-from obliviate.methods.vision.base import ClassificationTask
+from obliviate.methods.vision.base import ClassificationTask, dataset_tensors  # noqa: F401 (re-exported)
 from obliviate.config import digest
 from obliviate.registry import register
 
@@ -152,16 +152,6 @@ class DigitsRecipe:
 
     def key(self) -> str:
         return digest({"v": RECIPE_VERSION, **dataclasses.asdict(self)})
-
-
-def dataset_tensors(ds: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """All ``(x, y)`` of a dataset as two stacked tensors (fast path for TensorDataset)."""
-    if isinstance(ds, TensorDataset):
-        return ds.tensors[0], ds.tensors[1]
-    if len(ds) == 0:
-        return torch.empty(0, 1, 8, 8), torch.empty(0, dtype=torch.long)
-    xs, ys = zip(*(ds[i] for i in range(len(ds))))
-    return torch.stack([torch.as_tensor(x) for x in xs]), torch.as_tensor(np.asarray(ys), dtype=torch.long)
 
 
 def train_classifier(model: nn.Module, dataset: Dataset, *, epochs: int = 30, lr: float = 2e-3, batch_size: int = 64,

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import obliviate.metrics.classification as cm
+import obliviate.auditing.classifier as cm
+import obliviate.auditing.shadows as sh
 from obliviate import registry
 from obliviate.config import ConfigError, digest
 from obliviate.benchmarks.digits import load_digits_task, oracle_model, original_model
@@ -24,8 +25,8 @@ from obliviate.methods.vision.base import ClassificationTask, VisionContext
 from obliviate.metrics.base import MetricResult
 from obliviate.report.schema import ModelEntry, Report, write_json_atomic
 
-TABLE_METRICS = ("unlearning_accuracy", "retain_accuracy", "test_accuracy", "mia_efficacy", "avg_gap",
-                 "ulira_tpr_at_1pct_fpr", "challenge_score", "relearn_time")
+TABLE_METRICS = ("unlearning_accuracy", "retain_accuracy", "test_accuracy", "test_accuracy_full", "mia_efficacy",
+                 "avg_gap", "ulira_auc", "ulira_tpr_at_1pct_fpr", "challenge_score", "relearn_time")
 
 
 def _method_unlearn_fn(name: str, overrides: dict | None) -> Callable[[nn.Module, ClassificationTask, int], nn.Module]:
@@ -50,6 +51,17 @@ def _retrain(model: nn.Module, task: ClassificationTask, seed: int) -> nn.Module
     return task.train_fn(task.retain_set, seed)
 
 
+def _metrics(model: nn.Module, task: ClassificationTask, seed: int) -> dict[str, MetricResult]:
+    """UA/RA/TA/MIA with OPTML's test set (class-wise: without the forgotten class), plus, for class-wise
+    forgetting, TA on the full test set under its own name."""
+    ms = cm.classification_metrics(model, task, seed=seed)
+    if task.forget_class is not None:
+        full = cm.test_accuracy(model, cm.evaluation_test_set(task, "full"))
+        ms["test_accuracy_full"] = MetricResult("test_accuracy_full", full.value, "higher", n=full.n, ci=full.ci,
+                                                details={"test_set": "full"})
+    return ms
+
+
 def _aggregate(per_seed: list[MetricResult]) -> dict:
     vals = np.array([r.value for r in per_seed], dtype=np.float64)
     d = per_seed[0].to_dict()
@@ -69,7 +81,7 @@ class _Checkpoints:
         if out is not None:
             from pathlib import Path
 
-            tag = digest([scenario, arch, shadows, challenge, overrides], 10)
+            tag = digest([scenario, arch, shadows, challenge, overrides, "audit-v2"], 10)  # v2: U-LiRA OUT = retrained, OPTML class-wise TA
             self.dir = Path(out).parent / f"{Path(out).stem}.parts" / tag
 
     def _path(self, seed: int, row: str):
@@ -140,9 +152,9 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
         original = original_model(scenario, seed, arch)
         oracle = oracle_model(scenario, seed, arch)
         todo = [r for r in ["original", "retrain", *names] if not ckpt.done(seed, r)]
-        shadows = cm.train_ulira_shadows(task, ulira_shadows, seed) if ulira_shadows and todo else None
-        arm = cm.train_retrained_arm(task, challenge_models, seed) if challenge_models and todo else None
-        oracle_metrics = cm.classification_metrics(oracle, task, seed=seed)
+        shadows = sh.train_ulira_shadows(task, ulira_shadows, seed) if ulira_shadows and todo else None
+        arm = sh.train_retrained_arm(task, challenge_models, seed) if challenge_models and todo else None
+        oracle_metrics = _metrics(oracle, task, seed)
         # relearning target: the original model's accuracy on the forget set
         relearn_target = 100.0 - cm.classification_metrics(original, task, seed=seed)["unlearning_accuracy"].value
         candidates: list[tuple[str, Callable, nn.Module | None]] = [("original", _identity, original),
@@ -155,7 +167,7 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
             if model is None:
                 t0 = time.perf_counter()
                 try:
-                    model = cm._call_unlearn(fn, original, task, seed)
+                    model = cm.call_unlearn(fn, original, task, seed)
                 except Exception as e:  # a broken method must not sink the whole comparison
                     skipped.setdefault(row, {})["run"] = f"{type(e).__name__}: {e}"
                     ckpt.save(seed, row, {}, None, skipped[row])
@@ -163,24 +175,29 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
                 seconds.setdefault(row, []).append(time.perf_counter() - t0)
             if progress:
                 print(f"[digits/{scenario} seed {seed}] {row}")
-            ms = oracle_metrics if row == "retrain" else cm.classification_metrics(model, task, seed=seed)
+            ms = oracle_metrics if row == "retrain" else _metrics(model, task, seed)
             ms = dict(ms)
             ms["avg_gap"] = cm.avg_gap(ms, oracle_metrics)
             # an audit that cannot be computed for one row (too few shadow scores ...) is recorded as
             # skipped with its reason instead of sinking the whole comparison
             if shadows is not None:
                 try:
-                    u = cm.ulira(model, oracle, task, fn, shadows=shadows)
+                    u = sh.ulira(model, oracle, task, fn, shadows=shadows)
                     ms["ulira_auc"] = u
                     ms["ulira_tpr_at_1pct_fpr"] = MetricResult(
                         "ulira_tpr_at_1pct_fpr", u.details["tpr_at_1pct_fpr"], "lower", n=u.details["n_neg"],
                         compared_to="oracle", details={"supported": u.details["tpr_at_1pct_fpr_supported"]})
+                    ms["ulira_per_example_auc_std"] = MetricResult(
+                        "ulira_per_example_auc_std", u.details["per_example_auc_std"], "lower",
+                        n=u.details["n_examples_scored"], details={
+                            k: u.details[k] for k in ("per_example_auc_p10", "per_example_auc_p50",
+                                                      "per_example_auc_p90", "n_targets", "n_examples")})
                 except ValueError as e:
                     skipped.setdefault(row, {})["ulira"] = str(e)
             ms["relearn_time"] = cm.relearn_time(model, task.forget_set, relearn_target, seed=seed)
             if arm is not None:
                 try:
-                    ms["challenge_score"] = cm.challenge_score(original, task, fn, seed=seed, retrained=arm)
+                    ms["challenge_score"] = sh.challenge_score(original, task, fn, seed=seed, retrained=arm)
                 except ValueError as e:
                     skipped.setdefault(row, {})["challenge_score"] = str(e)
             for k, r in ms.items():
@@ -210,21 +227,26 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
     report.citations = [p.record() for p in cites]
     report.notes.append("Accuracies, MIA-Efficacy and gaps in percent; values are means over seeds; 'std' is the "
                         "population std (ddof=0) over seeds.")
+    report.notes.append("U-LiRA: IN = shadows trained with x then unlearned by the method, OUT = shadows trained "
+                        "without x; AUC over every shadow as the target model (attacked with the others), 50 ideal. "
+                        "The retrain row runs exact retraining as the method, so its U-LiRA is measured, not 50 by "
+                        "construction.")
+    if scenario.startswith("class"):
+        report.notes.append("Class-wise: TA and the MIA's non-member set use the test set without the forgotten "
+                            "class (OPTML-Group's definition); test_accuracy_full keeps every test example.")
     if ulira_shadows and scenario != "random10":
         report.notes.append(
             "U-LiRA's shadows each train on a random half of the forget set, so they model forgetting "
-            "individual examples. When the forget set is a whole class or sub-class, a shadow still knows the "
-            "class from the other half. The oracle, which never saw the class, then lies outside both the IN "
-            "and OUT score distributions, and U-LiRA understates how far even the original model is from "
-            "retraining. Read U-LiRA on the random10 scenario; for class forgetting, read UA, MIA-Efficacy "
-            "and the challenge score.")
+            "individual examples; for a whole class or sub-class an OUT shadow still knows the class from the "
+            "other half. Read U-LiRA mainly on the random10 scenario.")
     if out:
         write_json_atomic(report.to_dict(), out)
     return report
 
 
 SHORT = {"unlearning_accuracy": "UA", "retain_accuracy": "RA", "test_accuracy": "TA", "mia_efficacy": "MIA-Eff",
-         "avg_gap": "Avg.Gap", "ulira_tpr_at_1pct_fpr": "U-LiRA TPR@1%", "ulira_auc": "U-LiRA AUC",
+         "avg_gap": "Avg.Gap", "ulira_tpr_at_1pct_fpr": "U-LiRA TPR@1%", "ulira_auc": "U-LiRA AUC", "test_accuracy_full": "TA(full)",
+         "ulira_per_example_auc_std": "U-LiRA per-ex. AUC std",
          "challenge_score": "Challenge", "relearn_time": "Relearn steps"}
 
 

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from obliviate.benchmarks.public import MUSE_HEADLINE, load_benchmark
 from obliviate.config import ConfigError
-from obliviate.report.schema import Report, write_json_atomic
+from obliviate.report.schema import Report
 
 MUSE_MODELS = {"news": ("muse-bench/MUSE-News_target", "muse-bench/MUSE-News_retrain"),
                "books": ("muse-bench/MUSE-Books_target", "muse-bench/MUSE-Books_retrain")}
@@ -75,11 +75,7 @@ def bench_muse(methods: Sequence[str], corpus: str = "news", source: str | None 
     report.tables["sustainability"] = sust
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(report.to_dict(), out / "report.json")
-    try:
-        from obliviate.report.html import write_html
+    from obliviate.report.files import write_report
 
-        write_html(report, out / "report.html")
-    except ImportError:
-        pass
+    write_report(report, out / "report.json")  # and report.html, report.md beside it
     return report

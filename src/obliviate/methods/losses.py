@@ -1,4 +1,6 @@
 """Shared, importable loss functions. Methods compose these; they never subclass each other.
+The token-level pieces that scoring shares (shift, token and sequence log-probs, NLL) live in
+`obliviate.ops` and are re-exported here.
 
 Conventions: ``labels`` are -100 on prompt and padding; every reduction over tokens uses the
 answer tokens only (unlike OpenUnlearning's KL, which also averages over prompt and padding).
@@ -12,40 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from obliviate.data.formatting import IGNORE_INDEX
-
-
-def shift(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Align next-token logits with their targets: returns (logits[:, :-1], labels[:, 1:], mask)."""
-    lg = logits[:, :-1, :]
-    lb = labels[:, 1:]
-    return lg, lb, lb != IGNORE_INDEX
-
-
-def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """log p(y_t) at every position (0 where masked) and the answer-token mask, both (B, T-1)."""
-    lg, lb, mask = shift(logits, labels)
-    logp = torch.log_softmax(lg.float(), dim=-1)
-    tgt = lb.clamp_min(0).unsqueeze(-1)
-    lp = logp.gather(-1, tgt).squeeze(-1) * mask
-    return lp, mask
-
-
-def sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """log π(y|x) = Σ_t log p(y_t): the summed answer log-probability per example, (B,)."""
-    lp, _ = token_logprobs(logits, labels)
-    return lp.sum(-1)
-
-
-def mean_nll_per_example(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """NLL averaged over each example's answer tokens, (B,)."""
-    lp, mask = token_logprobs(logits, labels)
-    return -lp.sum(-1) / mask.sum(-1).clamp_min(1)
-
-
-def nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean token cross-entropy over all answer tokens of the batch (HF causal-LM loss)."""
-    lg, lb, _ = shift(logits, labels)
-    return F.cross_entropy(lg.float().reshape(-1, lg.size(-1)), lb.reshape(-1), ignore_index=IGNORE_INDEX)
+# Token-level math shared with scoring lives below both, in `obliviate.ops`; re-exported for the methods.
+from obliviate.ops import mean_nll_per_example, nll, sequence_logprob, shift, token_logprobs  # noqa: F401
 
 
 def kl_to_reference(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

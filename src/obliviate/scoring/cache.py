@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from obliviate import ops
 from obliviate.data.formatting import Encoded, PromptFormat, collate, encode_pair
 from obliviate.models.loading import model_fingerprint
 from obliviate.scoring.types import ScoredSet
@@ -76,13 +77,14 @@ class ScoringCache:
             b = {k: v.to(self.device) for k, v in b.items()}
             extra = {"prompt_mask": b["prompt_mask"]} if getattr(model, "uses_prompt_mask", False) else {}
             # the model's own dtype for the forward, float32 for the log-softmax
-            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], **extra).logits[:, :-1].float()
-            labels = b["labels"][:, 1:]
+            logits, labels, _ = ops.shift(model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                                                **extra).logits, b["labels"])
+            logits = logits.float()
             logp = torch.log_softmax(logits, -1)
             p = logp.exp()
             mu = (p * logp).sum(-1)
             var = (p * logp.square()).sum(-1) - mu.square()
-            tgt_lp = logp.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+            tgt_lp = ops.target_logprobs(logp, labels)
             # one device->host copy per batch, then numpy slicing per row
             tgt_lp, mu, var = (t.double().cpu().numpy() for t in (tgt_lp, mu, var.clamp_min(0)))
             argmax_hit = (logits.argmax(-1) == labels).cpu().numpy()

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from obliviate.data.formatting import PromptFormat, collate, encode_pair
+from obliviate import ops
 from obliviate.data.task import QAItem
-from obliviate.methods import losses
 
 
 def gradnorms(model: torch.nn.Module, tokenizer, items: list[QAItem], fmt: PromptFormat | None = None,
@@ -33,7 +33,7 @@ def gradnorms(model: torch.nn.Module, tokenizer, items: list[QAItem], fmt: Promp
             b = {k: v.to(device) for k, v in b.items()}
             with torch.enable_grad():
                 logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
-                loss = losses.nll(logits, b["labels"])
+                loss = ops.nll(logits, b["labels"])
                 grads = torch.autograd.grad(loss, params, allow_unused=True)
             norms = [g.detach().float().norm(p).item() for g in grads if g is not None]
             out.append(float(np.mean(norms)))

@@ -1,9 +1,2 @@
-"""Forget-set selectors (random, hardest examples, worst case ...); importing this package
-registers every module in it."""
-
-import importlib
-import pkgutil
-
-for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    if not _mod.startswith("_"):
-        importlib.import_module(f"{__name__}.{_mod}")
+"""Forget-set selectors (random, hardest examples, worst case ...); one file per plug-in:
+the registry imports a module when one of its plug-ins is asked for (see `obliviate.registry`)."""

@@ -1,12 +1,4 @@
-"""Image-classifier unlearning methods; importing this package registers every module in it.
-
-Each method lives in its own module (one file per method); modules are discovered here so that
-adding a method is adding a file.
+"""Image-classifier unlearning methods; one file per plug-in:
+the registry imports a module when one of its plug-ins is asked for (see `obliviate.registry`).
+Adding a method is adding a file.
 """
-
-import importlib
-import pkgutil
-
-for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    if not _mod.startswith("_"):
-        importlib.import_module(f"{__name__}.{_mod}")

@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from obliviate.methods.base import MethodSpec
 from obliviate.registry import register
@@ -54,6 +55,16 @@ class VisionContext:
 
     def loader(self, ds: Dataset, batch_size: int, shuffle: bool = True) -> DataLoader:
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=self.generator() if shuffle else None)
+
+
+def dataset_tensors(ds: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ``(x, y)`` of a dataset as two stacked tensors (fast path for TensorDataset)."""
+    if isinstance(ds, TensorDataset):
+        return ds.tensors[0], ds.tensors[1]
+    if len(ds) == 0:  # type: ignore[arg-type]
+        return torch.empty(0, 1, 8, 8), torch.empty(0, dtype=torch.long)
+    xs, ys = zip(*(ds[i] for i in range(len(ds))))  # type: ignore[arg-type]
+    return torch.stack([torch.as_tensor(x) for x in xs]), torch.as_tensor(np.asarray(ys), dtype=torch.long)
 
 
 def embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,16 @@ the retain set, which re-routes the retained classes around the decayed neurons.
 
 Reconstruction (the paper's exact rule is not public, see the spec §5 — UNVERIFIED):
 - the forgetting layer sits on the representation returned by ``embed(model, x)`` (auto-detected
-  as the first module whose output equals it) or on the module named by ``layer``; it is kept in
-  the returned model as a forward hook plus a ``fnn_forgetting.factor`` buffer, so it is saved
-  with the state dict;
+  as the first module whose output equals it) or on the module named by ``layer`` (any module, a
+  ``Sequential`` included); during unlearning it is a forward hook, not a child module, so it never
+  becomes a step of a ``Sequential``;
+- at the end the retention is folded into the weights: R > 0 commutes with ReLU-like layers, so
+  h ⊙ R is the output channels of the last Linear/Conv of the decayed module scaled by R (weight
+  rows and bias). The returned model is then the plain architecture: its state dict loads strictly
+  into a fresh copy and keeps the forgetting. Where folding is impossible (the decayed module does
+  not end in a Linear/Conv followed only by ReLU-like layers) the hook stays and the factor is a
+  ``fnn_forgetting_factor`` buffer of that module; ``load_fnn_state_dict`` re-attaches it, and a
+  strict plain load fails on the extra key instead of silently dropping the forgetting;
 - rank-based strengths are geometric in the rank: φ_i = φ_min·(φ_max/φ_min)^{r_i/(W−1)}, r_i = 0
   for the neuron with the largest mean activation on D_f (``rank_by="forget"``, the spec's rule) or
   the largest D_f-minus-D_r mean activation (``rank_by="selectivity"``, our option);
@@ -50,16 +57,64 @@ class FNNConfig:
     layer: str = ""  # dotted module name to attach the forgetting layer to; "" = the module producing embed(x)
 
 
-class ForgettingLayer(nn.Module):
-    """h ↦ h ⊙ R with R = exp(−t/φ) per neuron (channel dim 1); attached as a forward hook."""
+FACTOR = "fnn_forgetting_factor"  # buffer name, on the decayed module, when the retention cannot be folded
+_HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
+                nn.AdaptiveMaxPool2d)  # f(R·z) = R·f(z) for R > 0, channel-wise
 
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.register_buffer("factor", torch.ones(width))
 
-    def hook(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-        shape = (1, -1) + (1,) * (output.dim() - 2)
-        return output * self.factor.view(shape)
+def _hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    """h ↦ h ⊙ R with R = the module's ``fnn_forgetting_factor`` buffer, per channel (dim 1)."""
+    factor = getattr(module, FACTOR)
+    return output * factor.view((1, -1) + (1,) * (output.dim() - 2))
+
+
+def attach_forgetting(module: nn.Module, width: int) -> torch.Tensor:
+    """Give ``module`` a retention buffer of ones and the forward hook that applies it; returns the buffer."""
+    module.register_buffer(FACTOR, torch.ones(width, device=next(module.parameters(), torch.empty(0)).device))
+    module._fnn_hook = module.register_forward_hook(_hook)  # type: ignore[assignment]
+    return getattr(module, FACTOR)
+
+
+def _last_channel_layer(module: nn.Module) -> nn.Module | None:
+    """The Linear/Conv whose output channels are ``module``'s output channels, if only ReLU-like layers follow."""
+    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return module
+    if isinstance(module, nn.Sequential):
+        for child in reversed(list(module)):
+            if isinstance(child, _HOMOGENEOUS):
+                continue
+            return _last_channel_layer(child)
+    return None
+
+
+def fold_forgetting(module: nn.Module) -> bool:
+    """Fold the retention buffer of ``module`` into its last Linear/Conv and remove the hook and buffer.
+
+    Returns False (and changes nothing) when the module's output is not such a layer's channels up to
+    ReLU-like layers; the hook and buffer then stay.
+    """
+    layer = _last_channel_layer(module)
+    factor = getattr(module, FACTOR)
+    if layer is None or layer.weight.shape[0] != factor.numel():
+        return False
+    with torch.no_grad():
+        layer.weight.mul_(factor.view((-1,) + (1,) * (layer.weight.dim() - 1)))  # row i of W scaled by R_i
+        if layer.bias is not None:
+            layer.bias.mul_(factor)
+    module._fnn_hook.remove()  # type: ignore[attr-defined]
+    del module._fnn_hook
+    del module._buffers[FACTOR]
+    return True
+
+
+def load_fnn_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> nn.Module:
+    """Load an FNN state dict into a plain ``model`` strictly, re-attaching any unfolded forgetting layers."""
+    for key, value in state_dict.items():
+        if key.endswith(FACTOR):
+            name = key[: -len(FACTOR)].rstrip(".")
+            attach_forgetting(model.get_submodule(name) if name else model, value.numel())
+    model.load_state_dict(state_dict, strict=True)
+    return model
 
 
 def retention(phi: torch.Tensor, t: float) -> torch.Tensor:
@@ -120,9 +175,7 @@ def run(cfg: FNNConfig, model: nn.Module, task: ClassificationTask, ctx: VisionC
     target = model.get_submodule(name)
     model.eval()
     width = _mean_activation(model, target, task.forget_set, ctx, cfg.batch_size).numel()
-    layer = ForgettingLayer(width).to(ctx.device)
-    target.add_module("fnn_forgetting", layer)
-    target.register_forward_hook(layer.hook)
+    factor = attach_forgetting(target, width)
     gen = torch.Generator().manual_seed(ctx.seed)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     phi = None
@@ -141,11 +194,12 @@ def run(cfg: FNNConfig, model: nn.Module, task: ClassificationTask, ctx: VisionC
             else:
                 phi = rank_strengths(score.cpu(), cfg.phi_min, cfg.phi_max)
         with torch.no_grad():
-            layer.factor.mul_(retention(phi, cfg.t_per_phase).to(layer.factor.device))
+            factor.mul_(retention(phi, cfg.t_per_phase).to(factor.device))
         model.train()
         for _ in range(cfg.retain_epochs):
             for x, y in ctx.loader(task.retain_set, cfg.batch_size, shuffle=True):
                 opt.zero_grad()
                 F.cross_entropy(model(x.to(ctx.device)), y.to(ctx.device)).backward()
                 opt.step()
+    fold_forgetting(target)
     return model.eval()

@@ -11,6 +11,7 @@ class-wise forgetting needs (set ``exclude_true_label=False`` to reproduce upstr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +46,40 @@ def random_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator 
     return (y + shift) % num_classes
 
 
+def relabel_epochs(model: nn.Module, opt: torch.optim.Optimizer, task: ClassificationTask, ctx: VisionContext,
+                   *, epochs: int, batch_size: int, include_retain: bool, exclude_true_label: bool,
+                   grad_hook: Callable[[], None] | None = None, step_hook: Callable[[], None] | None = None) -> None:
+    """The RL stage of Unlearn-Sparse / Unlearn-Saliency `unlearn/RL.py` (CIFAR-10 branch), in place.
+
+    Each epoch: one pass over D_f with labels redrawn for every batch (upstream calls
+    `torch.randint` inside the loop of every epoch), then one pass over D_r with true labels.
+    SalUn runs this same stage with ``grad_hook`` (∇ ⊙ m) and ``step_hook`` (non-salient weights
+    back to θ_o), so SalUn with mask ratio 1 is exactly this function.
+    """
+    gen = torch.Generator().manual_seed(ctx.seed + 1)
+    forget = ctx.loader(task.forget_set, batch_size, shuffle=True)
+    use_retain = include_retain and len(task.retain_set) > 0
+    retain = ctx.loader(task.retain_set, batch_size, shuffle=True) if use_retain else None
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        if grad_hook is not None:
+            grad_hook()
+        opt.step()
+        if step_hook is not None:
+            step_hook()
+
+    model.train()
+    for _ in range(epochs):
+        for batch in forget:
+            x, y = tu.to_device(batch, ctx)
+            step(x, random_labels(y.cpu(), task.num_classes, gen, exclude_true_label).to(ctx.device))
+        for batch in retain if retain is not None else ():
+            step(*tu.to_device(batch, ctx))
+
+
 @vision_method("random_label", config=RandomLabelConfig, paper="Eternal Sunshine of the Spotless Net: "
                "Selective Forgetting in Deep Networks", arxiv="1911.04933",
                code="https://github.com/OPTML-Group/Unlearn-Sparse", needs=("labels", "forget_set", "retain_set"),
@@ -53,23 +88,7 @@ def run(cfg: RandomLabelConfig, model: nn.Module, task: ClassificationTask, ctx:
     """Per epoch: min CE(θ; x_f, y') over D_f with fresh y', then min CE(θ; x_r, y_r) over D_r."""
     tu.require_nonempty(task.forget_set, "forget", "random_label")
     model = tu.start(model, ctx)
-    gen = torch.Generator().manual_seed(ctx.seed + 1)
     opt = tu.sgd(model, cfg.lr, cfg.momentum, cfg.weight_decay)
-    forget = ctx.loader(task.forget_set, cfg.batch_size, shuffle=True)
-    use_retain = cfg.include_retain and len(task.retain_set) > 0
-    retain = ctx.loader(task.retain_set, cfg.batch_size, shuffle=True) if use_retain else None
-    for _ in range(cfg.epochs):
-        for batch in forget:
-            x, y = tu.to_device(batch, ctx)
-            y_rand = random_labels(y.cpu(), task.num_classes, gen, cfg.exclude_true_label).to(ctx.device)
-            loss = F.cross_entropy(model(x), y_rand)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        for batch in retain if retain is not None else ():
-            x, y = tu.to_device(batch, ctx)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    relabel_epochs(model, opt, task, ctx, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                   include_retain=cfg.include_retain, exclude_true_label=cfg.exclude_true_label)
     return model.eval()

@@ -6,8 +6,11 @@ OPTML-Group/Unlearn-Saliency `Classification/generate_mask.py` + `unlearn/RL.py`
 
 1. g = |Σ_batches ∇_θ (−CE(θ_o; D_f))| over *all* parameters (one global ranking across layers);
    m = 1 on the top ``gamma`` fraction of entries of g (upstream `with_0.5.pt`: γ = 0.5).
-2. Random labelling on D_f ∪ D_r: CE on the concatenation of (x_f, y') and (x_r, y_r), gradients
-   multiplied by m; weights outside m stay at θ_o.
+   The gradients are taken in eval mode (`save_gradient_ratio` calls `model.eval()`), so batch-norm
+   statistics and dropout of θ_o are neither used nor changed by the mask step.
+2. The RL stage of `unlearn/RL.py` (CIFAR-10 branch), shared with ``random_label``: every epoch, a
+   D_f pass whose random labels are redrawn for every batch, then a D_r pass, with every gradient
+   multiplied by m and the weights outside m held at θ_o. With γ = 1 (m ≡ 1) SalUn *is* RL.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import ConcatDataset, Dataset, TensorDataset
+from torch.utils.data import Dataset
 
 from obliviate.methods.vision import _train_utils as tu
 from obliviate.methods.vision.base import ClassificationTask, VisionContext, vision_method
-from obliviate.methods.vision.random_label import random_labels
+from obliviate.methods.vision.random_label import relabel_epochs
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,13 @@ def saliency_mask(grads: dict[str, torch.Tensor], gamma: float) -> dict[str, tor
 
 def forget_gradients(model: nn.Module, forget_set: Dataset, ctx: VisionContext,
                      batch_size: int) -> dict[str, torch.Tensor]:
-    """Σ over D_f batches of ∇_θ −CE(θ; x_f, y_f) (batch-mean CE, as upstream), per named parameter."""
+    """Σ over D_f batches of ∇_θ −CE(θ; x_f, y_f) (batch-mean CE, as upstream), per named parameter.
+
+    Taken in eval mode, as upstream `generate_mask.py`: batch norm uses (and keeps) its running
+    statistics and dropout is off; the model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
     model.zero_grad()
     for batch in ctx.loader(forget_set, batch_size, shuffle=False):
         x, y = tu.to_device(batch, ctx)
@@ -63,14 +72,8 @@ def forget_gradients(model: nn.Module, forget_set: Dataset, ctx: VisionContext,
     grads = {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
              for n, p in model.named_parameters() if p.requires_grad}
     model.zero_grad()
+    model.train(was_training)
     return grads
-
-
-def _relabelled(forget_set: Dataset, num_classes: int, gen: torch.Generator, exclude_true: bool) -> TensorDataset:
-    xs, ys = zip(*(forget_set[i] for i in range(len(forget_set))))
-    x = torch.stack([torch.as_tensor(v) for v in xs])
-    y = torch.as_tensor([int(v) for v in ys])
-    return TensorDataset(x, random_labels(y, num_classes, gen, exclude_true))
 
 
 @vision_method("salun", config=SalUnConfig, paper="SalUn: Empowering Machine Unlearning via Gradient-based "
@@ -78,29 +81,24 @@ def _relabelled(forget_set: Dataset, num_classes: int, gen: torch.Generator, exc
                code="https://github.com/OPTML-Group/Unlearn-Saliency", needs=("labels", "forget_set", "retain_set"),
                summary="SalUn: random-label forgetting + retain CE, updating only the top-γ salient weights.")
 def run(cfg: SalUnConfig, model: nn.Module, task: ClassificationTask, ctx: VisionContext) -> nn.Module:
-    """Mask from the forget-loss gradient of θ_o, then masked RL on D_f (random labels) ∪ D_r."""
+    """Mask from the forget-loss gradient of θ_o (eval mode), then the masked RL stage of ``random_label``."""
     tu.require_nonempty(task.forget_set, "forget", "salun")
     model = tu.start(model, ctx)
     mask = saliency_mask(forget_gradients(model, task.forget_set, ctx, cfg.mask_batch_size), cfg.gamma)
     theta_o = {n: p.detach().clone() for n, p in model.named_parameters() if n in mask}
-    gen = torch.Generator().manual_seed(ctx.seed + 1)
-    # Upstream relabels D_f once, before training (`forget_dataset.targets = np.random.randint(...)`).
-    data = ConcatDataset([_relabelled(task.forget_set, task.num_classes, gen, cfg.exclude_true_label),
-                          tu.AsTensors(task.retain_set)])
-    opt = tu.sgd(model, cfg.lr, cfg.momentum, cfg.weight_decay)
-    loader = ctx.loader(data, cfg.batch_size, shuffle=True)
     params = dict(model.named_parameters())
-    for _ in range(cfg.epochs):
-        for batch in loader:
-            x, y = tu.to_device(batch, ctx)
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
+
+    def mask_grads() -> None:
+        for n, m in mask.items():
+            if params[n].grad is not None:
+                params[n].grad.mul_(m)  # ∇ ⊙ m
+
+    def hold_non_salient() -> None:  # weight decay / momentum must not move non-salient weights off θ_o
+        with torch.no_grad():
             for n, m in mask.items():
-                if params[n].grad is not None:
-                    params[n].grad.mul_(m)  # ∇ ⊙ m
-            opt.step()
-            with torch.no_grad():  # weight decay / momentum must not move non-salient weights off θ_o
-                for n, m in mask.items():
-                    params[n].copy_(m * params[n] + (1 - m) * theta_o[n])
+                params[n].copy_(m * params[n] + (1 - m) * theta_o[n])
+
+    opt = tu.sgd(model, cfg.lr, cfg.momentum, cfg.weight_decay)
+    relabel_epochs(model, opt, task, ctx, epochs=cfg.epochs, batch_size=cfg.batch_size, include_retain=True,
+                   exclude_true_label=cfg.exclude_true_label, grad_hook=mask_grads, step_hook=hold_non_salient)
     return model.eval()

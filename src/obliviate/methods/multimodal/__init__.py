@@ -1,0 +1,4 @@
+"""Multimodal (image+text) unlearning methods; one file per plug-in:
+the registry imports a module when one of its plug-ins is asked for (see `obliviate.registry`).
+Adding a method is adding a file.
+"""

@@ -1,0 +1,130 @@
+"""Hand-made report JSONs (a language-model demo with an oracle, attacks, MIA scores and run logs;
+an image-classification bench over seeds; an audit without an oracle) for the report tests."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+
+def _m(value, direction, ci=None, **extra):
+    return {"name": "", "value": value, "direction": direction, "n": 20, "ci": ci, "compared_to": None,
+            "details": {}, **extra}
+
+
+def _metrics(fq, mu, rouge, privleak, prob, fluency):
+    return {"forget_quality": _m(fq, "higher"), "model_utility": _m(mu, "higher"),
+            "forget_rouge": _m(rouge, "lower", [rouge - 0.1, rouge + 0.1]), "privleak": _m(privleak, "closer_to_zero"),
+            "forget_prob": _m(prob, "lower", [prob - 0.05, prob + 0.05]),
+            "retain_rouge": _m(0.8, "higher", [0.7, 0.9]), "mia_loss": _m(0.5, "closer_to_reference", [0.4, 0.6]),
+            "fluency_forget": _m(fluency, "higher", [fluency - 0.05, min(1.0, fluency + 0.05)]),
+            "fluency_retain": _m(0.99, "higher", [0.97, 1.0])}
+
+
+def _run(method, stopped="completed"):
+    return {"seconds": 3.5, "steps": 4, "stopped": stopped, "method": method, "best_step": None,
+            "method_config": {"beta": 0.1}, "train_config": {"lr": 1e-5, "seed": 0},
+            "history": [{"step": s, "loss": 2.0 - 0.1 * s, "forget_nll": 1.0 + 0.5 * s} for s in range(1, 5)],
+            "probes": [{"step": s, "forget_nll": 1.0 + 0.5 * s, "retain_nll": 1.0 + 0.01 * s} for s in range(0, 5, 2)]}
+
+
+LM_REPORT = {
+    "schema_version": 2, "kind": "demo", "created": "2025-01-01T00:00:00+00:00",
+    "versions": {"python": "3.11", "obliviate": "0.1", "torch": "2.3"},
+    "task": {"name": "fictional_authors/forget10", "n_forget": 20, "n_retain": 180, "n_holdout": 60,
+             "recipe": "abc123", "n_scored": {"forget": 20, "holdout": 60}, "eval_limits": {}, "max_new_tokens": 48},
+    "reference": "oracle",
+    "models": {
+        "target": {"name": "target", "role": "target", "run": None, "skipped": {},
+                   "metrics": _metrics(0.001, 0.72, 0.78, -100.0, 0.9, 1.0)},
+        "oracle": {"name": "oracle", "role": "oracle", "run": None, "skipped": {},
+                   "metrics": _metrics(1.0, 0.73, 0.45, 0.0, 0.3, 1.0)},
+        "npo": {"name": "npo", "role": "unlearned", "run": _run("npo"), "skipped": {},
+                "metrics": _metrics(0.2, 0.70, 0.40, 4.0, 0.4, 0.95)},
+        "ga": {"name": "ga", "role": "unlearned", "run": _run("ga"), "skipped": {"ulira": "no shadows were trained"},
+               "metrics": _metrics(0.01, 0.50, 0.10, -60.0, 0.1, 0.40)},
+        "npo@quantize_int4": {"name": "npo@quantize_int4", "role": "attacked", "skipped": {},
+                              "run": {"attack": "quantize_int4", "of": "npo"},
+                              "metrics": _metrics(0.1, 0.69, 0.5, 2.0, 0.5, 0.95)},
+    },
+    "tables": {
+        # recovered share = (after - before) / (target - before): npo (0.5-0.4)/(0.9-0.4) = 0.2,
+        # ga (0.7-0.1)/(0.9-0.1) = 0.75
+        "attacks": [
+            {"model": "npo", "attack": "quantize_int4", "metric": "forget_prob", "before": 0.4, "after": 0.5,
+             "recovered_share": 0.2},
+            {"model": "npo", "attack": "quantize_int4", "metric": "retain_rouge", "before": 0.8, "after": 0.79},
+            {"model": "ga", "attack": "quantize_int4", "metric": "forget_prob", "before": 0.1, "after": 0.7,
+             "recovered_share": 0.75},
+        ],
+        "mia_scores": {name: {"score": "mean answer NLL", "member": [1.0 + 0.1 * i + shift for i in range(20)],
+                              "nonmember": [2.0 + 0.05 * i for i in range(30)]}
+                       for name, shift in (("target", 0.0), ("oracle", 1.0), ("npo", 0.8), ("ga", 2.0))},
+    },
+    "citations": [{"kind": "metric", "name": "forget_quality", "paper": "TOFU: A Task of Fictitious Unlearning for LLMs",
+                   "arxiv": "2401.06121", "code": "", "modalities": ["text"], "needs": [], "summary": ""}],
+    "notes": [],
+    "provenance": {"command": "obliviate demo --quick", "cwd": "/tmp/x",
+                   "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False, "repository": "/r"},
+                   "fingerprints": {"data forget": "aaaa1111 (20 records)", "model npo": "bbbb2222"}},
+}
+
+
+def _vm(value, direction, std, per_seed):
+    return {"name": "", "value": value, "direction": direction, "n": len(per_seed), "ci": None, "compared_to": None,
+            "details": {}, "std": std, "per_seed": per_seed, "n_examples": 100}
+
+
+VISION_REPORT = {
+    "schema_version": 2, "kind": "bench", "created": "2025-01-01T00:00:00+00:00", "versions": {"python": "3.11"},
+    "task": {"benchmark": "digits", "scenario": "random10", "arch": "mlp", "seeds": [0, 1], "forget_size": 100,
+             "retain_size": 900, "test_size": 300, "recipe": "r1"},
+    "reference": "retrain",
+    "models": {
+        "original": {"name": "original", "role": "target", "skipped": {}, "run": {"seconds": 0.1},
+                     "metrics": {"unlearning_accuracy": _vm(0.0, "closer_to_reference", 0.0, [0.0, 0.0]),
+                                 "test_accuracy": _vm(96.0, "higher", 0.5, [95.5, 96.5]),
+                                 "mia_efficacy": _vm(10.0, "closer_to_reference", 1.0, [9.0, 11.0])}},
+        "retrain": {"name": "retrain", "role": "oracle", "skipped": {}, "run": {"seconds": 2.0},
+                    "metrics": {"unlearning_accuracy": _vm(4.0, "closer_to_reference", 1.0, [3.0, 5.0]),
+                                "test_accuracy": _vm(95.0, "higher", 0.5, [94.5, 95.5]),
+                                "mia_efficacy": _vm(20.0, "closer_to_reference", 2.0, [18.0, 22.0])}},
+        "finetune": {"name": "finetune", "role": "unlearned", "skipped": {},
+                     "run": {"seconds": 1.0, "method": "finetune", "config": {"epochs": 2}},
+                     "metrics": {"unlearning_accuracy": _vm(2.0, "closer_to_reference", 1.0, [1.0, 3.0]),
+                                 "test_accuracy": _vm(94.0, "higher", 0.5, [93.5, 94.5]),
+                                 "mia_efficacy": _vm(30.0, "closer_to_reference", 2.0, [28.0, 32.0])}},
+    },
+    "tables": {}, "citations": [], "notes": ["Accuracies in percent."],
+    "provenance": {"command": "obliviate bench --benchmark digits", "cwd": "/tmp/x"},
+}
+
+
+@pytest.fixture
+def lm_report_dict() -> dict:
+    return copy.deepcopy(LM_REPORT)
+
+
+@pytest.fixture
+def vision_report_dict() -> dict:
+    return copy.deepcopy(VISION_REPORT)
+
+
+@pytest.fixture
+def lm_report_file(tmp_path, lm_report_dict):
+    d = tmp_path / "run"
+    d.mkdir()
+    p = d / "report.json"
+    p.write_text(json.dumps(lm_report_dict))
+    return p
+
+
+@pytest.fixture(scope="session")
+def page() -> str:
+    """The LM fixture's HTML page, rendered once for the tests that only read it."""
+    from obliviate.report.html import render_html
+    from obliviate.report.schema import Report
+
+    return render_html(Report.from_dict(copy.deepcopy(LM_REPORT)))
