@@ -132,13 +132,14 @@ def test_fixture_report_in_chromium(tmp_path, lm_report_dict):
 
 
 @pytest.mark.slow
-def test_demo_quick_report_in_chromium(tmp_path, monkeypatch):
+def test_demo_quick_report_in_chromium(tmp_path, monkeypatch, quick_bench, bench_cache):
     """`obliviate demo --quick` end to end, then its report.html in the browser; the page stays < 2 MB."""
     import os
 
     from obliviate.cli import main
 
-    monkeypatch.setenv("OBLIVIATE_PROGRESS", "0")
+    _chromium()  # skip before the demo runs when there is no browser
+    monkeypatch.setenv("OBLIVIATE_CACHE", bench_cache)  # the session's built benchmark (quick_bench)
     out = tmp_path / "demo"
     main(["demo", "--quick", "--out_dir", str(out)])
     page = out / "report.html"

@@ -27,7 +27,7 @@ def test_report_paths_and_rules(lm_report_file, tmp_path, capsys):
     assert "| ga | **FAIL** |" in (tmp_path / "p.md").read_text()
 
 
-def test_several_reports_merge(lm_report_file, tmp_path, vision_report_dict, capsys):
+def test_several_reports_merge(lm_report_file, tmp_path, capsys):
     other = tmp_path / "b.json"
     other.write_text(lm_report_file.read_text())
     main(["report", str(lm_report_file), str(other), "--html", str(tmp_path / "both.html")])
