@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
@@ -23,6 +23,9 @@ from obliviate.presets import list_presets, load_preset, preset_path
 from obliviate.report.schema import ModelEntry, Report
 from obliviate.scoring.cache import ScoringCache
 from obliviate.scoring.views import build_view
+
+if TYPE_CHECKING:  # the training loop (accelerate, peft) loads only when a run needs it
+    from obliviate.train.loop import RunLog, TrainConfig
 
 # Task metadata that holds data rather than a description: left out of the report's task header.
 BULK_METADATA = ("idk_answers", "verbmem", "privleak", "knowmem_icl", "retain2_texts", "multiple_choice")

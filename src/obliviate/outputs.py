@@ -73,6 +73,24 @@ def swap_into_place(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
     return dest
 
 
+def save_state_atomic(module, path: str | os.PathLike) -> Path:
+    """Save ``module``'s state dict to the safetensors file ``path`` through a temporary sibling and
+    a rename, so a killed process never leaves a half-written cache file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def is_obliviate_output(path: str | os.PathLike) -> bool:
     return (Path(path) / MARKER).is_file()
 

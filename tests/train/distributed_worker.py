@@ -65,7 +65,7 @@ def main() -> None:
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in resumed.state_dict().items()}, str(work / "two" / "resumed.safetensors"))
-        (work / "two" / f"resume-log.json").write_text(json.dumps({"resumed_from": log.resumed_from,
+        (work / "two" / "resume-log.json").write_text(json.dumps({"resumed_from": log.resumed_from,
                                                                   "history": log.history}))
     (work / "two" / f"codes-{rank}.json").write_text(json.dumps({"codes": codes, "world": os.environ.get("WORLD_SIZE"),
                                                                  "threads": torch.get_num_threads()}))

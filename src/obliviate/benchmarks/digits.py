@@ -26,21 +26,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from obliviate.benchmarks.fictional_authors import cache_root
 from obliviate.methods.vision.base import ClassificationTask, dataset_tensors  # noqa: F401 (re-exported)
 from obliviate.config import digest
+from obliviate.outputs import save_state_atomic
 from obliviate.registry import register
 
 RECIPE_VERSION = 1  # bump when the training code changes what a recipe produces
@@ -214,25 +213,13 @@ def _cache_dir(recipe: DigitsRecipe) -> Path:
     return cache_root() / "digits" / recipe.key()
 
 
-def _save_atomic(model: nn.Module, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _cached(path: Path, recipe: DigitsRecipe, dataset: Dataset, seed: int) -> nn.Module:
     model = build_model(recipe.arch, seed)
     if path.exists():
         model.load_state_dict(load_file(str(path)))
         return model.eval()
     model = train_with_recipe(dataset, seed, recipe)
-    _save_atomic(model, path)
+    save_state_atomic(model, path)
     return model
 
 

@@ -26,19 +26,18 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from obliviate.benchmarks.digits import _split
 from obliviate.benchmarks.fictional_authors import cache_root
 from obliviate.config import digest
+from obliviate.outputs import save_state_atomic
 from obliviate.methods.adu import DomainTask
 from obliviate.models.clip import TinyClip, caption
 from obliviate.registry import register
@@ -153,15 +152,7 @@ def _cached(path: Path, recipe: DomainsRecipe, x: torch.Tensor, y: torch.Tensor,
         model.load_state_dict(load_file(str(path)))
         return model.eval()
     model = pretrain(x, y, seed, recipe)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_state_atomic(model, path)
     return model
 
 

@@ -34,21 +34,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from obliviate.benchmarks.fictional_authors import cache_root
 from obliviate.config import digest
+from obliviate.outputs import save_state_atomic
 from obliviate.registry import register
 
 RECIPE_VERSION = 1  # bump when the data or training code changes what a recipe produces
@@ -258,25 +257,13 @@ def train_fusion(dataset: TensorDataset, seed: int, recipe: MultimodalRecipe = M
     return model.eval()
 
 
-def _save_atomic(model: nn.Module, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _cached(path: Path, dataset: TensorDataset, seed: int, recipe: MultimodalRecipe) -> LateFusionModel:
     if path.exists():
         model = build_model(seed)
         model.load_state_dict(load_file(str(path)))
         return model.eval()
     model = train_fusion(dataset, seed, recipe)
-    _save_atomic(model, path)
+    save_state_atomic(model, path)
     return model
 
 
