@@ -252,30 +252,8 @@ SHORT = {"unlearning_accuracy": "UA", "retain_accuracy": "RA", "test_accuracy": 
 
 def print_digits_table(report: Report, metrics: Sequence[str] = TABLE_METRICS, console: Any = None) -> None:
     """Print the comparison as a rich table: mean ± std over seeds, seconds per run."""
-    from rich.console import Console
-    from rich.table import Table
+    from obliviate.report.table import print_seed_table
 
-    from obliviate.metrics.base import ARROWS
-    from obliviate.report.table import fmt_value
-
-    present = [m for m in metrics if any(m in e.metrics for e in report.models.values())]
     t = report.task
-    table = Table(title=f"digits/{t.get('scenario')} ({t.get('arch')}, seeds {t.get('seeds')}; % except Challenge)")
-    table.add_column("model")
-    for m in present:
-        d = next(e.metrics[m] for e in report.models.values() if m in e.metrics)
-        table.add_column(f"{SHORT.get(m, m)} {ARROWS.get(d['direction'], '')}", justify="right")
-    table.add_column("s", justify="right")
-    for name, e in report.models.items():
-        cells = []
-        for m in present:
-            d = e.metrics.get(m)
-            if d is None:
-                cells.append("skipped" if e.skipped else "—")
-            elif d.get("n", 1) > 1:
-                cells.append(f"{fmt_value(d['value'])} ± {fmt_value(d['std'])}")
-            else:
-                cells.append(fmt_value(d["value"]))
-        secs = (e.run or {}).get("seconds")
-        table.add_row(name, *cells, fmt_value(secs) if secs is not None else "—")
-    (console or Console(width=None if Console().is_terminal else 140)).print(table)
+    print_seed_table(report, metrics, f"digits/{t.get('scenario')} ({t.get('arch')}, seeds {t.get('seeds')}; % except "
+                     "Challenge)", SHORT, console, width=140)

@@ -129,27 +129,8 @@ SHORT = {"forget_auc": "D_f AUC", "forget_f1": "D_f F1", "test_auc": "D_t AUC", 
 
 def print_multimodal_table(report: Report, metrics: Sequence[str] = TABLE_METRICS, console: Any = None) -> None:
     """Print the comparison as a rich table: mean ± std over seeds, seconds per unlearning run."""
-    from rich.console import Console
-    from rich.table import Table
+    from obliviate.report.table import print_seed_table
 
-    from obliviate.metrics.base import ARROWS
-    from obliviate.report.table import fmt_value
-
-    present = [m for m in metrics if any(m in e.metrics for e in report.models.values())]
     t = report.task
-    table = Table(title=f"multimodal/{t.get('split')} (seeds {t.get('seeds')}; {t.get('forget_patients')} of "
-                        f"{t.get('train_patients')} patients, {t.get('forget_size')} records forgotten)")
-    table.add_column("model")
-    for m in present:
-        d = next(e.metrics[m] for e in report.models.values() if m in e.metrics)
-        table.add_column(f"{SHORT.get(m, m)} {ARROWS.get(d['direction'], '')}", justify="right")
-    table.add_column("s", justify="right")
-    for name, e in report.models.items():
-        cells = []
-        for m in present:
-            d = e.metrics.get(m)
-            cells.append("—" if d is None else f"{fmt_value(d['value'])} ± {fmt_value(d['std'])}" if d.get("n", 1) > 1
-                         else fmt_value(d["value"]))
-        secs = (e.run or {}).get("seconds")
-        table.add_row(name, *cells, fmt_value(secs) if secs is not None else "—")
-    (console or Console(width=None if Console().is_terminal else 160)).print(table)
+    print_seed_table(report, metrics, f"multimodal/{t.get('split')} (seeds {t.get('seeds')}; {t.get('forget_patients')} "
+                     f"of {t.get('train_patients')} patients, {t.get('forget_size')} records forgotten)", SHORT, console)

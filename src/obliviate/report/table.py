@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -153,3 +153,30 @@ def print_rows(rows: Sequence[dict], title: str = "", console: Console | None = 
     for r in rows:
         t.add_row(*[cell(r.get(c)) for c in cols])
     console.print(t)
+
+
+def print_seed_table(report, metrics, title: str, short: dict[str, str], console: Any = None,
+                     width: int = 160) -> None:
+    """The bench table of the image and multimodal benchmarks: one row per model, each metric as
+    mean ± std over seeds (a bare value for one seed, "skipped" for a model whose run was skipped),
+    and the seconds per unlearning run."""
+    present = [m for m in metrics if any(m in e.metrics for e in report.models.values())]
+    table = Table(title=title)
+    table.add_column("model")
+    for m in present:
+        d = next(e.metrics[m] for e in report.models.values() if m in e.metrics)
+        table.add_column(f"{short.get(m, m)} {ARROWS.get(d['direction'], '')}", justify="right")
+    table.add_column("s", justify="right")
+    for name, e in report.models.items():
+        cells = []
+        for m in present:
+            d = e.metrics.get(m)
+            if d is None:
+                cells.append("skipped" if e.skipped else "—")
+            elif d.get("n", 1) > 1:
+                cells.append(f"{fmt_value(d['value'])} ± {fmt_value(d['std'])}")
+            else:
+                cells.append(fmt_value(d["value"]))
+        secs = (e.run or {}).get("seconds")
+        table.add_row(name, *cells, fmt_value(secs) if secs is not None else "—")
+    (console or Console(width=None if Console().is_terminal else width)).print(table)
