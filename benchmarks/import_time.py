@@ -9,7 +9,7 @@ were imported. For the audit, only the imports before its first forward pass cou
     OMP_NUM_THREADS=1 python benchmarks/import_time.py [--repeats 5] [--src DIR]
 
 ``--src DIR`` times another source tree of obliviate (e.g. ``git archive HEAD src | tar -x -C
-/tmp/before`` then ``--src /tmp/before/src``) with the same interpreter, for before/after tables.
+before-tree`` then ``--src before-tree/src``) with the same interpreter, for before/after tables.
 """
 
 from __future__ import annotations
