@@ -413,7 +413,8 @@ def audit(models: dict[str, torch.nn.Module], task: ForgetTask, tokenizer: Any, 
     fns = {n: registry.get("metric", n).obj for n in names}
     ref_view = views.get(reference) if reference else logs_view
     header = {k: v for k, v in task.metadata.items() if k not in BULK_METADATA}
-    header.update({"eval_limits": limits, "n_scored": scored, "max_new_tokens": cache.max_new_tokens})
+    header.update({"eval_limits": limits, "n_scored": scored, "max_new_tokens": cache.max_new_tokens,
+                   "attention_mask": cache.attention_mask})
     if reference_logs is not None:
         header["reference_logs"] = str(reference_logs)
     report = Report(kind=kind, task={"name": task.name, "n_forget": len(task.forget), "n_retain": len(task.retain),
@@ -585,7 +586,8 @@ def _caches_per_model(models: dict, tokenizer: Any, fmt: PromptFormat | str | No
                 f = prompt_format(tok, kind)
                 f = cache.fmt if cache is not None and f.kind == cache.fmt.kind else f
             by_tok[id(tok)] = ScoringCache(tok, f, **({"batch_size": cache.batch_size, "max_length": cache.max_length,
-                                                       "max_new_tokens": cache.max_new_tokens} if cache else {}))
+                                                       "max_new_tokens": cache.max_new_tokens,
+                                                       "attention_mask": cache.attention_mask} if cache else {}))
         out[name] = by_tok[id(tok)]
     return out
 

@@ -156,7 +156,7 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
           ulira_shadows: int = 0, attacks: Optional[list[str]] = None, attack_set: Optional[list[str]] = None,
           prompt_format: PromptKind = "auto", system_prompt: Optional[str] = None,
           template_var: Optional[list[str]] = None, prompt_template: Optional[str] = None, dtype: DType = "auto",
-          max_new_tokens: Optional[int] = None) -> None:
+          max_new_tokens: Optional[int] = None, attention_mask: Literal["real", "non_pad"] = "real") -> None:
     """Audit one or more models: every metric, with direction, CI and the gap to the oracle.
 
     Args:
@@ -195,6 +195,9 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
             in float32).
         max_new_tokens: greedy generation length for the ROUGE / familiarity / fluency metrics (default:
             the benchmark's own, tofu 200 as OpenUnlearning, muse/semeval25 128, wmdp 8; files 48).
+        attention_mask: real (mask only padding) or non_pad: OpenUnlearning's mask, input_ids !=
+            pad_token_id, which also hides real tokens sharing the pad id (Llama-3's <|eot_id|> inside
+            the prompt); only to reproduce that tool's published numbers.
     """
     from obliviate import api
     from obliviate.api import audit as api_audit
@@ -238,7 +241,7 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
     # tokenizer a cache with the same settings.
     tok = tokenizers[plan.reference or next(iter(models))]
     cache = ScoringCache(tok, _prompt_format(tok, prompt_format, system_prompt, template_var, prompt_template),
-                         max_new_tokens=plan.max_new_tokens)
+                         max_new_tokens=plan.max_new_tokens, attention_mask=attention_mask)
     report = api_audit(models, task, tokenizers, reference=plan.reference, metrics=metrics, out=out, cache=cache,
                        fmt="template" if prompt_template else prompt_format, ulira_shadows=ulira_shadows,
                        attacks=attacks or (), attack_params=attack_params, roles=plan.roles,

@@ -168,6 +168,7 @@ def test_tofu_audit_prints_every_headline_metric_and_each_equals_the_hand_comput
     assert "skipped" not in printed.split("scored:")[0]
     # OpenUnlearning's defaults: 200 new tokens, every forget item, retain_perturbed (2 items) as the retain set.
     assert rep["task"]["max_new_tokens"] == 200 and rep["task"]["eval_limits"] == {}
+    assert rep["task"]["attention_mask"] == "real"
     assert rep["task"]["n_scored"] == {"forget": 3, "retain": 2, "holdout": 2, "real_authors": 1, "world_facts": 2}
     assert "200 new tokens" in printed and "retain 2" in printed
 
@@ -225,6 +226,27 @@ def test_reference_logs_stand_in_for_the_retain_model(models, tmp_path, capsys):
               "--out", str(tmp_path / "never.json")])
     assert e.value.code == 2 and "4 forget truth ratios" in capsys.readouterr().err
     assert not (tmp_path / "never.json").exists()
+
+
+def test_audit_scores_with_the_peer_mask_when_asked_and_records_it(models, tmp_path):
+    """--attention_mask non_pad reaches the scoring cache: the forget probability equals a cache
+    built with that mask by hand, and the report records the mask."""
+    from obliviate.api import audit_task, load_model, prompt_format
+    from obliviate.metrics.tofu import answer_probability
+    from obliviate.scoring.cache import ScoringCache
+    from obliviate.scoring.views import build_view
+
+    out = tmp_path / "audit.json"
+    main(["audit", "--benchmark", "tofu", "--split", "forget01", "--source", str(FIX / "tofu"), "--model",
+          f"target={models['target']}", "--metrics", "forget_prob", "--max_new_tokens", "1",
+          "--attention_mask", "non_pad", "--out", str(out)])
+    rep = json.loads(out.read_text())
+    assert rep["task"]["attention_mask"] == "non_pad"
+    model, tok = load_model(models["target"])
+    task = audit_task("tofu", "forget01", str(FIX / "tofu"))
+    cache = ScoringCache(tok, prompt_format(tok, "auto"), max_new_tokens=1, attention_mask="non_pad")
+    want = float(answer_probability(build_view(model, "t", task, cache).need("forget").mean_nll()).mean())
+    assert rep["models"]["target"]["metrics"]["forget_prob"]["value"] == pytest.approx(want, rel=1e-6)
 
 
 @pytest.mark.slow

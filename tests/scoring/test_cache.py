@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from obliviate.data.formatting import PromptFormat
@@ -55,3 +56,28 @@ def test_same_model_new_prompts_are_scored_again(tiny_model, tiny_tokenizer, tin
                                                   for it in tiny_items[:3]], answers)
     assert a is not b and cache.forward_examples == 6
     assert not all(np.allclose(x, y) for x, y in zip(a.token_logprobs, b.token_logprobs))
+
+
+def test_non_pad_mask_hides_pad_id_tokens_inside_the_prompt_as_openunlearning(tiny_model, tiny_tokenizer):
+    """``attention_mask="non_pad"`` is the peer's ``input_ids != pad_token_id``: a pad-id token inside
+    the prompt is masked out (here the pad token's own text in the question). Known answer: a direct
+    forward pass with that position's mask set to 0."""
+    tok = tiny_tokenizer
+    fmt = PromptFormat()
+    prompt = f"Question: who{tok.pad_token} wrote it?\nAnswer:"
+    answer = " " + "the author"
+    p_ids = tok(prompt)["input_ids"]
+    assert tok.pad_token_id in p_ids[1:], "the fixture puts a pad-id token inside the prompt"
+    a_ids = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    ids = torch.tensor([p_ids + a_ids])
+    direct = {}
+    for kind, mask in (("real", torch.ones_like(ids)), ("non_pad", (ids != tok.pad_token_id).long())):
+        with torch.no_grad():
+            logp = torch.log_softmax(tiny_model(input_ids=ids, attention_mask=mask).logits[0, :-1].double(), -1)
+        direct[kind] = [logp[len(p_ids) - 1 + t, a].item() for t, a in enumerate(a_ids)]
+    assert not np.allclose(direct["real"], direct["non_pad"], atol=1e-6), "the masked token must matter"
+    for kind in ("real", "non_pad"):
+        ss = ScoringCache(tok, fmt, attention_mask=kind).score(tiny_model, "k", [prompt], [answer])
+        np.testing.assert_allclose(ss.token_logprobs[0], direct[kind], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="attention_mask"):
+        ScoringCache(tok, fmt, attention_mask="none")

@@ -23,7 +23,15 @@ class ScoringCache:
     """Scores (prompt, answer) lists with a model, memoised by model fingerprint and set key."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat | None = None, batch_size: int = 32,
-                 max_length: int = 512, max_new_tokens: int = 48, device: str | torch.device | None = None):
+                 max_length: int = 512, max_new_tokens: int = 48, device: str | torch.device | None = None,
+                 attention_mask: str = "real"):
+        """``attention_mask``: ``"real"`` masks only padding; ``"non_pad"`` is OpenUnlearning's
+        ``input_ids != pad_token_id``, which also hides real tokens that share the pad id inside the
+        text (Llama-3's ``<|eot_id|>`` closing the system and user turns when it is the pad token),
+        and so moves every score a little. Use it only to reproduce that tool's published numbers."""
+        if attention_mask not in ("real", "non_pad"):
+            raise ValueError(f"attention_mask must be 'real' or 'non_pad', not {attention_mask!r}")
+        self.attention_mask = attention_mask
         self.tokenizer = tokenizer
         self.fmt = fmt or PromptFormat()
         self.batch_size = batch_size
@@ -73,7 +81,7 @@ class ScoringCache:
         results: dict[int, tuple] = {}
         for s in range(0, len(order), self.batch_size):
             idx = order[s:s + self.batch_size]
-            b = collate([enc[i] for i in idx], pad, prompt_mask=True)
+            b = self._mask(collate([enc[i] for i in idx], pad, prompt_mask=True), pad)
             b = {k: v.to(self.device) for k, v in b.items()}
             extra = {"prompt_mask": b["prompt_mask"]} if getattr(model, "uses_prompt_mask", False) else {}
             # the model's own dtype for the forward, float32 for the log-softmax
@@ -101,6 +109,11 @@ class ScoringCache:
             vars_.append(v)
         return ScoredSet(lps, hits, mus, vars_, answers=list(answers))
 
+    def _mask(self, batch: dict[str, torch.Tensor], pad: int) -> dict[str, torch.Tensor]:
+        if self.attention_mask == "non_pad":
+            batch["attention_mask"] = (batch["input_ids"] != pad).long()
+        return batch
+
     @torch.no_grad()
     def generate(self, model: torch.nn.Module, prompts: Sequence[str]) -> list[str]:
         """Greedy continuations of ``prompts``, cut at EOS (and the generation config's stop ids).
@@ -116,7 +129,7 @@ class ScoringCache:
         order = sorted(range(len(enc)), key=lambda i: len(enc[i].input_ids))
         for s in range(0, len(order), self.batch_size):
             idx = order[s:s + self.batch_size]
-            b = left_pad([enc[i] for i in idx], pad)
+            b = self._mask(left_pad([enc[i] for i in idx], pad), pad)
             kw = {k: v.to(self.device) for k, v in b.items() if k != "prompt_mask" or getattr(model, "uses_prompt_mask", False)}
             gen = model.generate(**kw, max_new_tokens=self.max_new_tokens, do_sample=False,
                                  pad_token_id=pad, eos_token_id=stop_ids(model, tok))
