@@ -31,14 +31,16 @@ TARGET_MIN = 0.9
 # Each limit = the worst over seeds 0-2 (written after it) plus / minus a margin of 0.1 (forget limits capped at
 # 0.9, so each one still asks for a fall from the target's 1.0). The never-trained retrain model scores about
 # 0.44 / 0.56 on forget: answers share the question's names, so KnowMem forget has that floor here.
-# rmu and whp_logit forget by wrecking retain too at these settings (the next-smaller lr / alpha forgot nothing:
-# 1.0 / 1.0 / 1.0), so their retain limits only rule out total collapse.
+# rmu steers the last layer here (at layer 0 the forget and retain windows' states were not separable: retain
+# fell to 0.17 before forget moved). whp_logit's offsets are context-free, and the corpus's forget and retain
+# people share its 8 cities / jobs / pets / teams, so pushing down what the reinforcement pushed up costs retain
+# answers too: retain holds at >= 0.545 over seeds at the chosen alpha (alpha 10: 0.47; alpha 6: forget 0.62).
 LIMITS: dict[str, tuple[float, float, float]] = {
     "ga": (0.78, 0.81, 0.84),  # worst 0.677 / 0.708 / 0.939; margin 0.1 each
     "graddiff": (0.41, 0.65, 0.6),  # worst 0.307 / 0.551 / 0.704; margin 0.1 each
     "npo": (0.57, 0.5, 0.77),  # worst 0.467 / 0.403 / 0.868; margin 0.1 each
     "simnpo": (0.7, 0.82, 0.73),  # worst 0.598 / 0.716 / 0.830; margin 0.1 each
-    "rmu": (0.35, 0.21, 0.07),  # worst 0.255 / 0.113 / 0.173; margin 0.1 each
+    "rmu": (0.48, 0.41, 0.84),  # worst 0.376 / 0.308 / 0.942; margin 0.1 each
     "undial": (0.52, 0.78, 0.87),  # worst 0.418 / 0.678 / 0.966; margin 0.1 each
     "wga": (0.44, 0.5, 0.48),  # worst 0.339 / 0.404 / 0.583; margin 0.1 each
     "satimp": (0.31, 0.44, 0.52),  # worst 0.211 / 0.344 / 0.622; margin 0.1 each
@@ -47,7 +49,7 @@ LIMITS: dict[str, tuple[float, float, float]] = {
     "grin": (0.45, 0.63, 0.57),  # worst 0.347 / 0.533 / 0.665; margin 0.1 each
     "task_vector": (0.61, 0.77, 0.72),  # worst 0.506 / 0.665 / 0.824; margin 0.1 each
     "whp": (0.85, 0.9, 0.66),  # worst 0.751 / 0.809 / 0.757; margin 0.1 each
-    "whp_logit": (0.21, 0.25, 0.05),  # worst 0.109 / 0.146 / 0.149; margin 0.1 each
+    "whp_logit": (0.58, 0.58, 0.44),  # worst 0.482 / 0.481 / 0.545; margin 0.1 each
     "retrain": (0.54, 0.66, 0.9),  # worst 0.438 / 0.558 / 1.000; margin 0.1 each
 }
 
