@@ -587,7 +587,8 @@ def _caches_per_model(models: dict, tokenizer: Any, fmt: PromptFormat | str | No
                 f = cache.fmt if cache is not None and f.kind == cache.fmt.kind else f
             by_tok[id(tok)] = ScoringCache(tok, f, **({"batch_size": cache.batch_size, "max_length": cache.max_length,
                                                        "max_new_tokens": cache.max_new_tokens,
-                                                       "attention_mask": cache.attention_mask} if cache else {}))
+                                                       "attention_mask": cache.attention_mask,
+                                                       "gen_batch_size": cache.gen_batch_size} if cache else {}))
         out[name] = by_tok[id(tok)]
     return out
 

@@ -81,3 +81,21 @@ def test_non_pad_mask_hides_pad_id_tokens_inside_the_prompt_as_openunlearning(ti
         np.testing.assert_allclose(ss.token_logprobs[0], direct[kind], rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="attention_mask"):
         ScoringCache(tok, fmt, attention_mask="none")
+
+
+@pytest.mark.parametrize("mask", ["real", "non_pad"])
+def test_answer_only_logits_equal_the_full_right_padded_pass(tiny_model, tiny_tokenizer, tiny_items, mask):
+    """The trimmed pass (left padding, LM head on the last positions, statistics on answer tokens)
+    gives the full pass's numbers, for answers of different lengths in one batch."""
+    fmt = PromptFormat()
+    prompts = [fmt.prompt(it.question) for it in tiny_items[:9]]
+    answers = [fmt.answer(" ".join([it.answer] * (1 + i % 3))) for i, it in enumerate(tiny_items[:9])]
+    full = ScoringCache(tiny_tokenizer, fmt, batch_size=4, attention_mask=mask)
+    full.trim_logits = False
+    a = full.score(tiny_model, "k", prompts, answers)
+    b = ScoringCache(tiny_tokenizer, fmt, batch_size=4, attention_mask=mask).score(tiny_model, "k", prompts, answers)
+    assert len({len(x) for x in a.token_logprobs}) > 2, "answers of several lengths"
+    for field in ("token_logprobs", "token_vocab_mean", "token_vocab_var"):
+        for x, y in zip(getattr(a, field), getattr(b, field)):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    assert all((x == y).all() for x, y in zip(a.token_is_argmax, b.token_is_argmax))

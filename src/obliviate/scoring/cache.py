@@ -7,6 +7,7 @@ greedy generations when asked. Metrics read these arrays and never run the model
 
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import numpy as np
@@ -16,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 from obliviate import ops
 from obliviate.data.formatting import Encoded, PromptFormat, collate, encode_pair
 from obliviate.models.loading import model_fingerprint
+from obliviate.scoring.generate import can_prune, greedy_generate
 from obliviate.scoring.types import ScoredSet
 
 
@@ -24,7 +26,7 @@ class ScoringCache:
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, fmt: PromptFormat | None = None, batch_size: int = 32,
                  max_length: int = 512, max_new_tokens: int = 48, device: str | torch.device | None = None,
-                 attention_mask: str = "real"):
+                 attention_mask: str = "real", gen_batch_size: int | None = None):
         """``attention_mask``: ``"real"`` masks only padding; ``"non_pad"`` is OpenUnlearning's
         ``input_ids != pad_token_id``, which also hides real tokens that share the pad id inside the
         text (Llama-3's ``<|eot_id|>`` closing the system and user turns when it is the pad token),
@@ -32,9 +34,13 @@ class ScoringCache:
         if attention_mask not in ("real", "non_pad"):
             raise ValueError(f"attention_mask must be 'real' or 'non_pad', not {attention_mask!r}")
         self.attention_mask = attention_mask
+        self.prune_finished = True  # `obliviate.scoring.generate`; False: transformers' generate for every batch
+        self.trim_logits = True  # LM head on answer positions only (see `_forward`); False: the full pass
         self.tokenizer = tokenizer
         self.fmt = fmt or PromptFormat()
         self.batch_size = batch_size
+        # generation batches: finished rows leave a batch, so a larger one mostly shares its long tail
+        self.gen_batch_size = gen_batch_size or 2 * batch_size
         self.max_length = max_length
         self.max_new_tokens = max_new_tokens
         self.device = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -42,6 +48,8 @@ class ScoringCache:
         self._fp: dict[int, str] = {}
         self.forward_examples = 0  # counters for the audit-cost benchmark
         self.generated_examples = 0
+        self.forward_seconds = 0.0  # wall time in scoring passes and in generation (where an audit spends it)
+        self.generate_seconds = 0.0
 
     def fingerprint(self, model: torch.nn.Module) -> str:
         key = id(model)
@@ -63,51 +71,81 @@ class ScoringCache:
             return cached
         eos = self.fmt.append_eos if append_eos is None else append_eos
         if cached is None:
+            t0 = time.perf_counter()
             cached = self._forward(model, prompts, answers, eos)
+            self.forward_seconds += time.perf_counter() - t0
             cached.ids = list(ids) if ids is not None else [str(i) for i in range(len(prompts))]
         if generate and cached.generations is None:
-            cached.generations = self.generate(model, prompts)
+            self.generate_into(model, [(cached, prompts)])
         self._store[ck] = cached
         return cached
 
     @torch.no_grad()
     def _forward(self, model: torch.nn.Module, prompts: Sequence[str], answers: Sequence[str], eos: bool) -> ScoredSet:
+        """Per-answer-token log p(y_t), argmax hits and full-vocabulary log-prob mean / variance.
+
+        Batches are length-sorted. Where the model's forward takes ``logits_to_keep`` (and no
+        ``prompt_mask``), each batch is left-padded with position ids counted from each row's first
+        token, so every answer ends in the last column and the LM head runs only on the last
+        (longest answer + 1) positions; the log-softmax and its statistics run only on answer
+        tokens. The numbers are those of a full right-padded pass (`tests/scoring/test_cache.py`)."""
         model.eval()
         tok = self.tokenizer
         enc = [encode_pair(tok, p, a, append_eos=eos, max_length=self.max_length) for p, a in zip(prompts, answers)]
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        lps, hits, mus, vars_ = [], [], [], []
+        trim = self.trim_logits and not getattr(model, "uses_prompt_mask", False) and _takes_logits_to_keep(model)
         order = sorted(range(len(enc)), key=lambda i: len(enc[i].input_ids))  # length-sorted batches pad less
         results: dict[int, tuple] = {}
         for s in range(0, len(order), self.batch_size):
             idx = order[s:s + self.batch_size]
-            b = self._mask(collate([enc[i] for i in idx], pad, prompt_mask=True), pad)
+            b = collate([enc[i] for i in idx], pad, prompt_mask=True)
+            kw: dict[str, torch.Tensor | int] = {}
+            if trim:
+                b = _to_left_padding(b)
+                kw = {"position_ids": b.pop("position_ids"),
+                      "logits_to_keep": int((b["labels"] != -100).sum(1).max()) + 1}
+            elif getattr(model, "uses_prompt_mask", False):
+                kw = {"prompt_mask": b["prompt_mask"]}
+            b = self._mask(b, pad)
             b = {k: v.to(self.device) for k, v in b.items()}
-            extra = {"prompt_mask": b["prompt_mask"]} if getattr(model, "uses_prompt_mask", False) else {}
-            # the model's own dtype for the forward, float32 for the log-softmax
-            logits, labels, _ = ops.shift(model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                                                **extra).logits, b["labels"])
-            logits = logits.float()
-            logp = torch.log_softmax(logits, -1)
+            kw = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in kw.items()}
+            logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], **kw).logits
+            labels = b["labels"][:, b["labels"].shape[1] - logits.shape[1]:]
+            logits, labels, valid = ops.shift(logits, labels)
+            # only the answer tokens: the model's own dtype for the forward, float32 for the log-softmax
+            flat = logits[valid].float()
+            target = labels[valid]
+            logp = torch.log_softmax(flat, -1)
             p = logp.exp()
             mu = (p * logp).sum(-1)
-            var = (p * logp.square()).sum(-1) - mu.square()
-            tgt_lp = ops.target_logprobs(logp, labels)
-            # one device->host copy per batch, then numpy slicing per row
-            tgt_lp, mu, var = (t.double().cpu().numpy() for t in (tgt_lp, mu, var.clamp_min(0)))
-            argmax_hit = (logits.argmax(-1) == labels).cpu().numpy()
-            mask = (labels != -100).cpu().numpy()
+            var = (p * (logp - mu.unsqueeze(-1)).square()).sum(-1)  # two-pass: no cancellation
+            tgt_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+            hit = flat.argmax(-1) == target
+            # one device->host copy per batch, then split per row
+            counts = valid.sum(1).tolist()
+            cols = [t.cpu().numpy() for t in (tgt_lp.double(), hit, mu.double(), var.double())]
+            offs = np.cumsum([0] + counts)
             for row, i in enumerate(idx):
-                m = mask[row]
-                results[i] = (tgt_lp[row][m], argmax_hit[row][m], mu[row][m], var[row][m])
+                a, z = offs[row], offs[row + 1]
+                results[i] = tuple(c[a:z] for c in cols)
             self.forward_examples += len(idx)
-        for i in range(len(enc)):
-            lp, h, m_, v = results[i]
-            lps.append(lp)
-            hits.append(h)
-            mus.append(m_)
-            vars_.append(v)
+        lps, hits, mus, vars_ = ([results[i][k] for i in range(len(enc))] for k in range(4))
         return ScoredSet(lps, hits, mus, vars_, answers=list(answers))
+
+    def generate_into(self, model: torch.nn.Module, wanted: Sequence[tuple[ScoredSet, Sequence[str]]]) -> None:
+        """Fill in the generations of several scored sets with one pooled `generate` call: the
+        prompts of every set are length-sorted and batched together, so the sets share batches
+        (each batch runs until its longest answer ends). Sets that have generations are skipped."""
+        todo = [(ss, list(p)) for ss, p in wanted if ss.generations is None]
+        if not todo:
+            return
+        t0 = time.perf_counter()
+        flat = self.generate(model, [p for _, ps in todo for p in ps])
+        self.generate_seconds += time.perf_counter() - t0
+        at = 0
+        for ss, ps in todo:
+            ss.generations = flat[at:at + len(ps)]
+            at += len(ps)
 
     def _mask(self, batch: dict[str, torch.Tensor], pad: int) -> dict[str, torch.Tensor]:
         if self.attention_mask == "non_pad":
@@ -119,25 +157,53 @@ class ScoringCache:
         """Greedy continuations of ``prompts``, cut at EOS (and the generation config's stop ids).
 
         Prompts are encoded exactly as for scoring (one BOS, the question span), length-sorted into
-        left-padded batches and generated with the KV cache; a model that corrupts the prompt
-        (ECO) receives the question mask as ``prompt_mask``."""
+        left-padded batches and generated with the KV cache, each row leaving its batch when it
+        stops (`obliviate.scoring.generate`; transformers' ``generate`` where that does not apply);
+        a model that corrupts the prompt (ECO) receives the question mask as ``prompt_mask``."""
         tok = self.tokenizer
         model.eval()
         enc = [encode_pair(tok, p, "", append_eos=False, max_length=self.max_length) for p in prompts]
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         out: list[str] = [""] * len(prompts)
         order = sorted(range(len(enc)), key=lambda i: len(enc[i].input_ids))
-        for s in range(0, len(order), self.batch_size):
-            idx = order[s:s + self.batch_size]
+        for s in range(0, len(order), self.gen_batch_size):
+            idx = order[s:s + self.gen_batch_size]
             b = self._mask(left_pad([enc[i] for i in idx], pad), pad)
             kw = {k: v.to(self.device) for k, v in b.items() if k != "prompt_mask" or getattr(model, "uses_prompt_mask", False)}
-            gen = model.generate(**kw, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                 pad_token_id=pad, eos_token_id=stop_ids(model, tok))
-            new = gen[:, b["input_ids"].shape[1]:]
+            new = None
+            if self.prune_finished and can_prune(model):  # finished rows leave the batch (same tokens)
+                new = greedy_generate(model, kw["input_ids"], kw["attention_mask"], self.max_new_tokens,
+                                      stop_ids(model, tok))
+            if new is None:
+                gen = model.generate(**kw, max_new_tokens=self.max_new_tokens, do_sample=False,
+                                     pad_token_id=pad, eos_token_id=stop_ids(model, tok))
+                new = gen[:, b["input_ids"].shape[1]:]
             for i, t in zip(idx, tok.batch_decode(new, skip_special_tokens=True)):
                 out[i] = t.strip()
             self.generated_examples += len(idx)
         return out
+
+
+def _takes_logits_to_keep(model: torch.nn.Module) -> bool:
+    import inspect
+
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _to_left_padding(b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A right-padded batch (`collate`) moved to left padding, with the position ids each row had
+    right-padded (0 at its first token), so every row ends in the last column."""
+    n = b["attention_mask"].sum(1)
+    width = b["input_ids"].shape[1]
+    out = {}
+    for k, v in b.items():
+        out[k] = torch.stack([torch.roll(row, int(width - m)) for row, m in zip(v, n)])
+    real = out["attention_mask"]
+    out["position_ids"] = (real.cumsum(-1) - 1).clamp_min(0)
+    return out
 
 
 def left_pad(examples: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:

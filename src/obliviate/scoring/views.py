@@ -15,12 +15,12 @@ GENERATED_SETS = ("forget", "retain", "world_facts", "real_authors", "knowmem_fo
 
 
 def _score_items(cache: ScoringCache, model: torch.nn.Module, key: str, items: list[QAItem], view: AuditView,
-                 generate: bool, context: Turns = ()) -> None:
+                 context: Turns = ()) -> list[str]:
+    """Score one QA set's answers, paraphrases and perturbed answers; returns its prompts."""
     fmt, tok = cache.fmt, cache.tokenizer
     prompts = [fmt.prompt(it.question, tok, tuple(context) + it.context) for it in items]
     ids = [it.id for it in items]
-    view.sets[key] = cache.score(model, f"{key}:answer", prompts, [fmt.answer(it.answer, tok) for it in items], ids,
-                                 generate=generate)
+    view.sets[key] = cache.score(model, f"{key}:answer", prompts, [fmt.answer(it.answer, tok) for it in items], ids)
     view.sets[key].answers = [it.answer for it in items]
     # The questions themselves (familiarity probes exclude question words from the answer anchors).
     view.extra[f"question:{key}"] = np.array([it.question for it in items], dtype=object)
@@ -37,6 +37,7 @@ def _score_items(cache: ScoringCache, model: torch.nn.Module, key: str, items: l
                         ids)
             for j in range(k)
         ]
+    return prompts
 
 
 def icl_context(task: ForgetTask, key: str) -> Turns:
@@ -76,10 +77,12 @@ def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: Scori
     """
     view = AuditView(model_name=name)
     sets = eval_sets_of(task, limits)
+    to_generate = []  # (scored set, prompts): every set's generations in one pooled call, at the end
     for key, items in sets.items():
         if items:
-            _score_items(cache, model, key, list(items), view, generate and key in GENERATED_SETS,
-                         icl_context(task, key))
+            prompts = _score_items(cache, model, key, list(items), view, icl_context(task, key))
+            if generate and key in GENERATED_SETS:
+                to_generate.append((view.sets[key], prompts))
     for key, texts in (("forget_text", task.forget_texts), ("retain_text", task.retain_texts),
                        ("holdout_text", task.holdout_texts)):
         if texts:
@@ -87,8 +90,10 @@ def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: Scori
     verbmem = verbmem_pairs(task, cache)
     if verbmem:
         prompts, refs = zip(*verbmem)
-        view.sets["verbmem"] = cache.score(model, "verbmem", list(prompts), list(refs), append_eos=False,
-                                           generate=generate)
+        view.sets["verbmem"] = cache.score(model, "verbmem", list(prompts), list(refs), append_eos=False)
+        if generate:
+            to_generate.append((view.sets["verbmem"], list(prompts)))
+    cache.generate_into(model, to_generate)
     privleak = task.metadata.get("privleak") or {}
     for split in ("forget", "holdout"):
         texts = privleak.get(split)
