@@ -103,7 +103,7 @@ def measure(steps: int, batch: int, smollm2: bool) -> None:
                 cfg = TrainConfig(max_steps=steps, batch_size=batch, grad_accum=1, max_length=256, probe_every=0,
                                   progress=False, lora=lora, collapse_factor=0)
                 mcfg = info.obj.make_config()
-                _, peak = _peak_during(lambda: run_unlearning(model, tok, task, info.obj, mcfg, cfg, fmt,
+                _, peak = _peak_during(lambda model=model: run_unlearning(model, tok, task, info.obj, mcfg, cfg, fmt,
                                                               needs_reference=needs_reference_model(info, mcfg)))
                 p = plan_memory(base.config, method, lora=lora, dtype="float32", batch_size=batch,
                                 max_length=longest)

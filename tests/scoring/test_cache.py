@@ -99,3 +99,26 @@ def test_answer_only_logits_equal_the_full_right_padded_pass(tiny_model, tiny_to
         for x, y in zip(getattr(a, field), getattr(b, field)):
             np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
     assert all((x == y).all() for x, y in zip(a.token_is_argmax, b.token_is_argmax))
+
+
+@pytest.mark.parametrize("mask", ["real", "non_pad"])
+def test_shared_prompt_pass_equals_one_pass_per_answer_list(tiny_model, tiny_tokenizer, tiny_items, mask):
+    """score_group (each prompt prefilled once, every answer list on its KV cache) gives each list's
+    separate full pass, and memoises each under its own key."""
+    fmt = PromptFormat()
+    items = tiny_items[:9]
+    prompts = [fmt.prompt(it.question) for it in items]
+    lists = [[fmt.answer(it.answer) for it in items], [fmt.answer(it.paraphrased_answer) for it in items]]
+    lists += [[fmt.answer(it.perturbed_answers[j]) for it in items] for j in range(2)]
+    shared = ScoringCache(tiny_tokenizer, fmt, batch_size=4, attention_mask=mask)
+    got = shared.score_group(tiny_model, ["a", "p", "x0", "x1"], prompts, lists)
+    plain = ScoringCache(tiny_tokenizer, fmt, batch_size=4, attention_mask=mask)
+    plain.trim_logits = False
+    for ss, answers in zip(got, lists):
+        want = plain.score(tiny_model, "k", prompts, answers)
+        for field in ("token_logprobs", "token_vocab_mean", "token_vocab_var"):
+            for x, y in zip(getattr(ss, field), getattr(want, field)):
+                np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+        assert all((x == y).all() for x, y in zip(ss.token_is_argmax, want.token_is_argmax))
+    n = shared.forward_examples
+    assert shared.score(tiny_model, "p", prompts, lists[1]) is got[1] and shared.forward_examples == n

@@ -112,25 +112,90 @@ class ScoringCache:
             logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], **kw).logits
             labels = b["labels"][:, b["labels"].shape[1] - logits.shape[1]:]
             logits, labels, valid = ops.shift(logits, labels)
-            # only the answer tokens: the model's own dtype for the forward, float32 for the log-softmax
-            flat = logits[valid].float()
-            target = labels[valid]
-            logp = torch.log_softmax(flat, -1)
-            p = logp.exp()
-            mu = (p * logp).sum(-1)
-            var = (p * (logp - mu.unsqueeze(-1)).square()).sum(-1)  # two-pass: no cancellation
-            tgt_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-            hit = flat.argmax(-1) == target
-            # one device->host copy per batch, then split per row
-            counts = valid.sum(1).tolist()
-            cols = [t.cpu().numpy() for t in (tgt_lp.double(), hit, mu.double(), var.double())]
-            offs = np.cumsum([0] + counts)
-            for row, i in enumerate(idx):
-                a, z = offs[row], offs[row + 1]
-                results[i] = tuple(c[a:z] for c in cols)
+            _answer_stats(logits, labels, valid, idx, results)
             self.forward_examples += len(idx)
         lps, hits, mus, vars_ = ([results[i][k] for i in range(len(enc))] for k in range(4))
         return ScoredSet(lps, hits, mus, vars_, answers=list(answers))
+
+    def score_group(self, model: torch.nn.Module, keys: Sequence[str], prompts: Sequence[str],
+                    answer_sets: Sequence[Sequence[str]], ids: Sequence[str] | None = None) -> list[ScoredSet]:
+        """`score` for several answer lists to the same prompts (an item's answer, paraphrase and
+        perturbed answers): each prompt runs through the model once, and every answer list
+        continues from its KV cache. Each result is memoised under its own key, as `score` would."""
+        cks = [(self.fingerprint(model), k, hash(tuple(prompts)), hash(tuple(a)), None) for k, a in zip(keys, answer_sets)]
+        todo = [j for j, ck in enumerate(cks) if ck not in self._store]
+        if todo:
+            t0 = time.perf_counter()
+            got = self._forward_shared(model, prompts, [answer_sets[j] for j in todo], self.fmt.append_eos)
+            if got is None:  # a model or input the shared pass does not handle: one pass per list
+                got = [self._forward(model, prompts, answer_sets[j], self.fmt.append_eos) for j in todo]
+            self.forward_seconds += time.perf_counter() - t0
+            for j, ss in zip(todo, got):
+                ss.ids = list(ids) if ids is not None else [str(i) for i in range(len(prompts))]
+                self._store[cks[j]] = ss
+        return [self._store[ck] for ck in cks]
+
+    @torch.no_grad()
+    def _forward_shared(self, model: torch.nn.Module, prompts: Sequence[str], answer_sets: Sequence[Sequence[str]],
+                        eos: bool) -> list[ScoredSet] | None:
+        """The numbers of `_forward` for each answer list, with each batch of prompts prefilled once
+        (left-padded, generate's position ids) and each list's answers run on that KV cache, which
+        is cropped back to the prompts after each list. None where it does not apply: a model
+        without a croppable plain cache or that reads ``prompt_mask``, or an answer cut by
+        ``max_length``."""
+        from transformers import DynamicCache
+
+        from obliviate.scoring.generate import _cache_arg, _plain_cache
+
+        arg = _cache_arg(model) if self.trim_logits and not getattr(model, "uses_prompt_mask", False) else None
+        if arg is None:
+            return None
+        tok = self.tokenizer
+        enc = [[encode_pair(tok, p, a, append_eos=eos, max_length=self.max_length) for p, a in zip(prompts, answers)]
+               for answers in answer_sets]
+        if any(len(e.input_ids) <= e.n_prompt or len(e.input_ids) >= self.max_length for row in enc for e in row):
+            return None  # an empty or truncated answer: the plain pass handles it
+        model.eval()
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        p_ids = [enc[0][i].input_ids[:enc[0][i].n_prompt] for i in range(len(prompts))]
+        order = sorted(range(len(prompts)), key=lambda i: len(p_ids[i]))
+        results: list[dict[int, tuple]] = [{} for _ in answer_sets]
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            pb = self._mask(left_pad([Encoded(p_ids[i], len(p_ids[i]), (0, 0)) for i in idx], pad), pad)
+            real = left_pad([Encoded(p_ids[i], len(p_ids[i]), (0, 0)) for i in idx], pad)["attention_mask"]
+            pos = (real.cumsum(-1) - 1).masked_fill(real == 0, 1)
+            dev = {k: v.to(self.device) for k, v in {"ids": pb["input_ids"], "mask": pb["attention_mask"],
+                                                      "pos": pos}.items()}
+            cache = DynamicCache(config=model.config)
+            out = model(input_ids=dev["ids"], attention_mask=dev["mask"], position_ids=dev["pos"], use_cache=True,
+                        logits_to_keep=1, **{arg: cache})
+            cache = getattr(out, arg, None) or cache
+            if not _plain_cache(cache) or not getattr(cache, "is_croppable", True):
+                return None
+            first = out.logits[:, -1:]
+            for j in range(len(answer_sets)):
+                a_ids = [enc[j][i].input_ids[enc[j][i].n_prompt:] for i in idx]
+                la = max(len(a) for a in a_ids)
+                ids_t = torch.full((len(idx), la), pad, dtype=torch.long)
+                am = torch.zeros((len(idx), la), dtype=torch.long)
+                for r, a in enumerate(a_ids):
+                    ids_t[r, :len(a)] = torch.tensor(a)
+                    am[r, :len(a)] = 1
+                labels = ids_t.masked_fill(am == 0, -100).to(self.device)
+                if self.attention_mask == "non_pad":
+                    am = (ids_t != pad).long()
+                ids_t, am = ids_t.to(self.device), am.to(self.device)
+                apos = dev["pos"][:, -1:] + 1 + torch.arange(la, device=self.device)
+                out = model(input_ids=ids_t, attention_mask=torch.cat([dev["mask"], am], 1), position_ids=apos,
+                            use_cache=True, **{arg: cache})
+                cache.crop(-la)  # back to the prompts (a negative count removes tokens)
+                # the last prompt position predicts answer token 0; answer position t predicts t + 1
+                logits = torch.cat([first, out.logits[:, :-1]], 1)
+                _answer_stats(logits, labels, labels != -100, idx, results[j])
+            self.forward_examples += len(idx) * len(answer_sets)
+        return [ScoredSet(*([res[i][k] for i in range(len(prompts))] for k in range(4)), answers=list(answers))
+                for res, answers in zip(results, answer_sets)]
 
     def generate_into(self, model: torch.nn.Module, wanted: Sequence[tuple[ScoredSet, Sequence[str]]]) -> None:
         """Fill in the generations of several scored sets with one pooled `generate` call: the
@@ -182,6 +247,27 @@ class ScoringCache:
                 out[i] = t.strip()
             self.generated_examples += len(idx)
         return out
+
+
+def _answer_stats(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, idx: Sequence[int],
+                  results: dict[int, tuple]) -> None:
+    """Per-row (log p(y_t), argmax hit, vocabulary mean and variance of log p) of the answer tokens
+    (``valid``) of aligned ``logits`` / ``labels``, into ``results[idx[row]]``. Only the answer tokens
+    are computed on: the model's dtype for the forward, float32 for the log-softmax."""
+    flat = logits[valid].float()
+    target = labels[valid]
+    logp = torch.log_softmax(flat, -1)
+    p = logp.exp()
+    mu = (p * logp).sum(-1)
+    var = (p * (logp - mu.unsqueeze(-1)).square()).sum(-1)  # two-pass: no cancellation
+    tgt_lp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    hit = flat.argmax(-1) == target
+    # one device->host copy per batch, then split per row
+    counts = valid.sum(1).tolist()
+    cols = [t.cpu().numpy() for t in (tgt_lp.double(), hit, mu.double(), var.double())]
+    offs = np.cumsum([0] + counts)
+    for row, i in enumerate(idx):
+        results[i] = tuple(c[offs[row]:offs[row + 1]] for c in cols)
 
 
 def _takes_logits_to_keep(model: torch.nn.Module) -> bool:

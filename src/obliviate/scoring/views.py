@@ -20,23 +20,25 @@ def _score_items(cache: ScoringCache, model: torch.nn.Module, key: str, items: l
     fmt, tok = cache.fmt, cache.tokenizer
     prompts = [fmt.prompt(it.question, tok, tuple(context) + it.context) for it in items]
     ids = [it.id for it in items]
-    view.sets[key] = cache.score(model, f"{key}:answer", prompts, [fmt.answer(it.answer, tok) for it in items], ids)
+    # the answer, the paraphrase and the k perturbed answers share each prompt: one prompt pass for all
+    has_para = all(it.paraphrased_answer for it in items)
+    k = min((len(it.perturbed_answers) for it in items), default=0)
+    keys = [f"{key}:answer"] + ([f"{key}:para"] if has_para else []) + [f"{key}:pert{j}" for j in range(k)]
+    answers = [[fmt.answer(it.answer, tok) for it in items]]
+    answers += [[fmt.answer(it.paraphrased_answer or "", tok) for it in items]] if has_para else []
+    answers += [[fmt.answer(it.perturbed_answers[j], tok) for it in items] for j in range(k)]
+    scored = cache.score_group(model, keys, prompts, answers, ids)
+    view.sets[key] = scored[0]
     view.sets[key].answers = [it.answer for it in items]
     # The questions themselves (familiarity probes exclude question words from the answer anchors).
     view.extra[f"question:{key}"] = np.array([it.question for it in items], dtype=object)
     if any(it.group for it in items):
         # Per-example groups (TOFU author, SemEval sub-task) for metrics that aggregate by group.
         view.extra[f"group:{key}"] = np.array([it.group for it in items], dtype=object)
-    if all(it.paraphrased_answer for it in items):
-        view.sets[f"{key}_para"] = cache.score(model, f"{key}:para", prompts,
-                                               [fmt.answer(it.paraphrased_answer or "", tok) for it in items], ids)
-    k = min((len(it.perturbed_answers) for it in items), default=0)
+    if has_para:
+        view.sets[f"{key}_para"] = scored[1]
     if k:
-        view.perturbed[key] = [
-            cache.score(model, f"{key}:pert{j}", prompts, [fmt.answer(it.perturbed_answers[j], tok) for it in items],
-                        ids)
-            for j in range(k)
-        ]
+        view.perturbed[key] = scored[1 + has_para:]
     return prompts
 
 
