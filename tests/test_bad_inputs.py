@@ -173,6 +173,8 @@ CLI_CASES = [
     ("batch_size_0", lambda i, w: _unlearn(i, "--train", "batch_size=0"), 2, ["batch_size=0", "at least 1"]),
     ("grad_accum_0", lambda i, w: _unlearn(i, "--train", "grad_accum=0"), 2, ["grad_accum=0", "at least 1"]),
     ("lr_negative", lambda i, w: _unlearn(i, "--train", "lr=-1e-5"), 2, ["lr=-1e-05", "positive"]),
+    ("report_to_unknown", lambda i, w: _unlearn(i, "--train", "report_to=tensorbord"), 2,
+     ["report_to='tensorbord'", "unknown tracker", "tensorboard"]),
     ("collapse_factor_negative", lambda i, w: _unlearn(i, "--train", "collapse_factor=-1"), 2,
      ["collapse_factor=-1", "above 1", "0 to disable"]),
     ("collapse_factor_below_1", lambda i, w: _unlearn(i, "--train", "collapse_factor=0.5"), 2, ["collapse_factor=0.5"]),

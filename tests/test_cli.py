@@ -39,6 +39,18 @@ def test_unlearn_and_audit_through_the_cli(tmp_path, tiny_model, tiny_tokenizer,
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["method_config"]["alpha"] == 2.0 and run["log"]["steps"] == 2
     assert (tmp_path / "out" / "model.safetensors").exists()
+    # the model card: method and its paper, the data's fingerprints, the configs, how to audit it
+    from obliviate import registry
+    from obliviate.data.io import read_qa_file
+    from obliviate.config import digest
+
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers") and "unlearned with graddiff" in card
+    assert registry.get("method", "graddiff").paper in card
+    forget_items = read_qa_file(f)
+    assert f"`{digest([i.__dict__ for i in forget_items])} ({len(forget_items)} records)`" in card
+    assert "alpha: 2.0" in card and "max_steps: 2" in card
+    assert f"obliviate audit --model unlearned={tmp_path / 'out'}" in card and "probe NLL, forget:" in card
     main(["audit", "--model", f"unlearned={tmp_path / 'out'}", "--reference", str(model_dir), "--forget", str(f),
           "--retain", str(r), "--out", str(tmp_path / "audit.json")])
     rep = json.loads((tmp_path / "audit.json").read_text())

@@ -61,8 +61,8 @@ def unlearn(method: str, model: str, forget: Optional[str] = None, retain: Optio
         forget: JSONL/JSON/CSV file of question/answer records to forget (not needed with --benchmark
             tofu|muse|wmdp|semeval25, whose split brings its forget and retain data).
         retain: JSONL/JSON/CSV file of records to keep.
-        out: output folder for the unlearned model and run.json. It is written in a temporary sibling
-            and renamed into place when complete; an existing folder is replaced only if an obliviate
+        out: output folder for the unlearned model, run.json and a model card (README.md). It is
+            written in a temporary sibling and renamed into place when complete; an existing folder is replaced only if an obliviate
             run wrote it (or with --overwrite). Checkpoints (--train checkpoint_every=K) go to the
             hidden sibling .OUT.checkpoints, and the same command resumes from them after a kill.
         benchmark: use this benchmark's preset as the starting config (fictional_authors, tofu, muse); a
@@ -131,7 +131,16 @@ def unlearn(method: str, model: str, forget: Optional[str] = None, retain: Optio
     from obliviate.train.distributed import is_main_process, wait_for_everyone
 
     if is_main_process():  # under several processes (accelerate launch) the main process writes the output
-        api.save_unlearned(res, tok, out, overwrite=overwrite, extra_files={"run.json": dumps_strict(record)})
+        from obliviate.report.collect import task_fingerprint
+        from obliviate.report.model_card import model_card
+
+        hint = (f"obliviate audit --model unlearned={out} --model original={model}"
+                + (f" --benchmark {benchmark}" if benchmark else f" --forget {forget}")
+                + (f" --retain {retain}" if retain and not benchmark else "") + " --target original")
+        card = model_card(_json.loads(dumps_strict(record)), base_model=str(model), data=task_fingerprint(task),
+                          audit_hint=hint)
+        api.save_unlearned(res, tok, out, overwrite=overwrite,
+                           extra_files={"run.json": dumps_strict(record), "README.md": card})
         if ckpt_dir is not None:  # the run is complete and saved: its checkpoints have nothing left to resume
             shutil.rmtree(ckpt_dir, ignore_errors=True)
     wait_for_everyone()  # no process reports success before the output is in place

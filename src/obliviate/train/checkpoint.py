@@ -25,7 +25,7 @@ from obliviate.errors import ResumeError
 
 CKPT_NAME = "checkpoint"
 # TrainConfig fields that change where and how a run reports, not what it computes.
-NOT_FINGERPRINTED = ("output_dir", "progress", "checkpoint_every")
+NOT_FINGERPRINTED = ("output_dir", "progress", "checkpoint_every", "report_to", "logging_dir")
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

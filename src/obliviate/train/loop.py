@@ -32,6 +32,7 @@ from obliviate.methods import losses
 from obliviate.methods.base import MethodSpec, StepContext, remove_gradient_masks
 from obliviate.train import checkpoint as ckpt
 from obliviate.train import distributed as dist
+from obliviate.train import tracking
 from obliviate.train.guards import BEST_RULES, CollapseGuard, Snapshot, TrainingStopped, rule_score
 
 # The refusal pool for forget_alt when a task brings none (about 100, as TOFU/OpenUnlearning's idk set).
@@ -78,6 +79,12 @@ class TrainConfig:
     checkpoint_every: int = 0  # write a resumable checkpoint every k steps into output_dir
     output_dir: str = ""
     progress: bool = True
+    # Run tracking through accelerate's trackers: "none", "tensorboard", "wandb", "all" (every
+    # installed one), or "auto" (tensorboard when it is installed and logging_dir is set). The loss,
+    # every logged part and the probes go to the trackers at each step; the run's configs as the
+    # tracker's hyper-parameters. logging_dir: where file-based trackers write (tensorboard events).
+    report_to: str = "auto"
+    logging_dir: str = ""
 
     def __post_init__(self) -> None:
         """Range checks, so a bad value fails before a model loads rather than as a traceback (or
@@ -111,6 +118,7 @@ class TrainConfig:
 
             k, why = bad[0]
             raise ConfigError(f"train option {k}={getattr(self, k)!r} {why}")
+        tracking.trackers_for(self.report_to, self.logging_dir)  # an unknown or missing tracker, before any work
 
 
 @dataclass
@@ -388,7 +396,9 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     seed_everything(train_cfg.seed)
     # accelerate divides each micro-batch loss by grad_accum and skips the gradient all-reduce on all
     # but the last micro-batch of a step (`accumulate`).
-    accelerator = Accelerator(gradient_accumulation_steps=train_cfg.grad_accum, cpu=not torch.cuda.is_available())
+    trackers = tracking.trackers_for(train_cfg.report_to, train_cfg.logging_dir)
+    accelerator = Accelerator(gradient_accumulation_steps=train_cfg.grad_accum, cpu=not torch.cuda.is_available(),
+                              log_with=trackers or None, project_dir=train_cfg.logging_dir or None)
     world, rank = accelerator.num_processes, accelerator.process_index
     _check_distributed_type(accelerator)
     if accelerator.distributed_type not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
@@ -512,10 +522,14 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
         # Every rank runs the probe (FSDP's forward is a collective); the guards read the main process's values.
         f, r = dist.broadcast_floats(accelerator, [_probe_nll(model, probe["forget"]), _probe_nll(model, probe["retain"])])
         p = {"step": step, "forget_nll": f, "retain_nll": r}
+        if trackers:
+            accelerator.log({"probe/forget_nll": f, "probe/retain_nll": r}, step=step)
         model.train()
         log.probes.append(p)
         return p
 
+    if trackers:
+        accelerator.init_trackers("obliviate", config=tracking.hparams(spec.name, method_cfg, train_cfg))
     model.train()
     if train_cfg.probe_every and start_step == 0:
         first = do_probe(0)
@@ -556,6 +570,8 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 log.history.append({"step": step + 1, **sums})
+                if trackers:
+                    accelerator.log({f"train/{k}": v for k, v in sums.items()}, step=step + 1)
                 log.steps = step + 1
                 bar.update(tid, advance=1, info=f"loss {sums.get('loss', float('nan')):.3f}")
                 if train_cfg.probe_every and (step + 1) % train_cfg.probe_every == 0 or step + 1 == total:
@@ -591,6 +607,8 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
         best[1].restore(accelerator.unwrap_model(model))
         log.best_step = best[1].step
     accelerator.wait_for_everyone()  # every rank has finished before anyone returns (and writes) the model
+    if trackers:
+        accelerator.end_training()
     model = accelerator.unwrap_model(model)
     model.eval()
     remove_gradient_masks(model)
