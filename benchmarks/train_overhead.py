@@ -55,18 +55,23 @@ def smollm2_setup(n: int = 200):
     return tok, model, task
 
 
-def bare_loop(model, tok, task, cfg: TrainConfig) -> float:
-    """The reference: a hand-written loop doing the same arithmetic with no framework."""
+def _plan(tok, task, cfg: TrainConfig):
+    """The encoded forget and retain items and the seeded micro-batch plan of each (as the loop makes them)."""
     from obliviate.data.formatting import PromptFormat
 
-    t0 = time.perf_counter()
-    torch.manual_seed(cfg.seed)
     fmt = PromptFormat()
     f = encode_items(task.forget, tok, fmt, cfg.max_length)
     r = encode_items(task.retain, tok, fmt, cfg.max_length)
     rng = random.Random(cfg.seed)
     n_micro = cfg.max_steps * cfg.grad_accum
-    fp, rp = _schedule(len(f), cfg.batch_size, n_micro, rng), _schedule(len(r), cfg.batch_size, n_micro, rng)
+    return f, r, _schedule(len(f), cfg.batch_size, n_micro, rng), _schedule(len(r), cfg.batch_size, n_micro, rng)
+
+
+def bare_loop(model, tok, task, cfg: TrainConfig) -> float:
+    """The reference: a hand-written loop doing the same arithmetic with no framework."""
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    f, r, fp, rp = _plan(tok, task, cfg)
     if cfg.lora:
         from obliviate.models.lora import wrap_lora
 
@@ -128,14 +133,7 @@ def main() -> None:
 
 def _tokens(tok, task, cfg: TrainConfig) -> int:
     """Tokens (padding excluded) the run's forget and retain micro-batches hold, the same in both loops."""
-    from obliviate.data.formatting import PromptFormat
-
-    fmt = PromptFormat()
-    f = encode_items(task.forget, tok, fmt, cfg.max_length)
-    r = encode_items(task.retain, tok, fmt, cfg.max_length)
-    rng = random.Random(cfg.seed)
-    n_micro = cfg.max_steps * cfg.grad_accum
-    fp, rp = _schedule(len(f), cfg.batch_size, n_micro, rng), _schedule(len(r), cfg.batch_size, n_micro, rng)
+    f, r, fp, rp = _plan(tok, task, cfg)
     return sum(len(f[i].input_ids) for b in fp for i in b) + sum(len(r[i].input_ids) for b in rp for i in b)
 
 
