@@ -176,7 +176,8 @@ def test_tofu_audit_prints_every_headline_metric_and_each_equals_the_hand_comput
     t, r = Hand(models["target"]), Hand(models["retain"])
     val = {m: tgt["metrics"][m]["value"] for m in TOFU_HEADLINE}
     r_t, r_r = t.ratios(task.forget, para=True), r.ratios(task.forget, para=True)
-    assert val["forget_truth_ratio"] == pytest.approx(np.mean(np.minimum(r_t, 1 / r_t)), abs=1e-9)
+    # rel 1e-6: the audit's float32 passes (shared prompt prefill, other batch shapes) and the hand's agree to ~1e-8
+    assert val["forget_truth_ratio"] == pytest.approx(np.mean(np.minimum(r_t, 1 / r_t)), rel=1e-6)
     assert val["forget_quality"] == pytest.approx(ks_2samp(r_t, r_r).pvalue, abs=1e-12)
     assert val["forget_prob"] == pytest.approx(np.mean([np.exp(-t.nll(i.question, i.answer)) for i in task.forget]),
                                                rel=1e-7)

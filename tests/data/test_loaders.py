@@ -119,13 +119,14 @@ def test_muse_knowmem_questions_follow_their_in_context_examples(tiny_model, tin
     task = loaders.load_muse("news", FIX / "muse_news")
     cache = ScoringCache(tiny_tokenizer, max_new_tokens=4)
     seen = {}
-    score = cache.score
+    score_group = cache.score_group
 
-    def recording(model, key, prompts, answers, *a, **k):
-        seen[key] = list(prompts)
-        return score(model, key, prompts, answers, *a, **k)
+    def recording(model, keys, prompts, answer_sets, *a, **k):
+        for key in keys:
+            seen[key] = list(prompts)
+        return score_group(model, keys, prompts, answer_sets, *a, **k)
 
-    cache.score = recording
+    cache.score_group = recording
     build_view(tiny_model, "m", task, cache)
     icl = task.metadata["knowmem_icl"]["forget_qa_icl"]
     first = seen["knowmem_forget:answer"][0]

@@ -44,16 +44,20 @@ def chat_tok(request, tiny_tokenizer):
 
 
 class _Recorder:
-    """Records every id sequence that reaches the model's input embedding (rows without padding)."""
+    """Records every id sequence that starts a forward pass of the model (rows without padding).
+    Calls that continue a KV cache (decoding steps, answers scored after a shared prompt prefill)
+    carry no prompt, so they are not recorded."""
 
     def __init__(self, model, pad_id: int):
         self.rows: list[list[int]] = []
         self.pad = pad_id
-        self.h = model.get_input_embeddings().register_forward_hook(self._hook)
+        self.h = model.register_forward_pre_hook(self._hook, with_kwargs=True)
 
-    def _hook(self, module, inputs, output):
-        ids = inputs[0]
-        if ids.shape[1] > 1:  # a prompt or a batch; single-token steps are KV-cache decoding
+    def _hook(self, module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        continues = cache is not None and cache.get_seq_length() > 0
+        if ids is not None and ids.shape[1] > 1 and not continues:
             self.rows += [[int(v) for v in r] for r in ids]
 
     def bos_counts(self, bos: int) -> set[int]:
