@@ -62,9 +62,10 @@ def unlearn(method: str, model: str, forget: Optional[str] = None, retain: Optio
             tofu|muse|wmdp|semeval25, whose split brings its forget and retain data).
         retain: JSONL/JSON/CSV file of records to keep.
         out: output folder for the unlearned model, run.json and a model card (README.md). It is
-            written in a temporary sibling and renamed into place when complete; an existing folder is replaced only if an obliviate
-            run wrote it (or with --overwrite). Checkpoints (--train checkpoint_every=K) go to the
-            hidden sibling .OUT.checkpoints, and the same command resumes from them after a kill.
+            written in a temporary sibling and renamed into place when complete; an existing folder
+            is replaced only if an obliviate run wrote it (or with --overwrite). Checkpoints (--train
+            checkpoint_every=K) go to the hidden sibling .OUT.checkpoints, and the same command
+            resumes from them after a kill.
         benchmark: use this benchmark's preset as the starting config (fictional_authors, tofu, muse); a
             public benchmark (tofu, muse, wmdp, semeval25) without --forget also gives the data: its
             --split read from --source.

@@ -3,8 +3,7 @@
 It says what was done to the model, so the folder explains itself on a disk or a model hub: the
 method and its paper (from the plug-in's registration), the base model, the data it forgot (each
 set's hash and size, `obliviate.report.collect.task_fingerprint`), the method and training configs,
-how the run ended, and the audit headline when an audit of this model exists (``obliviate unlearn``
-does not audit; the card then gives the command that does).
+how the run ended, and the command that audits it (``obliviate unlearn`` does not audit).
 """
 
 from __future__ import annotations
@@ -15,10 +14,10 @@ from typing import Any
 import yaml
 
 
-def model_card(record: dict[str, Any], *, base_model: str, data: dict[str, str],
-               headline: dict[str, float] | None = None, audit_hint: str = "") -> str:
+def model_card(record: dict[str, Any], *, base_model: str, data: dict[str, str], audit_hint: str = "") -> str:
     """Markdown for the card. ``record`` is the run record (``run.json``: method, task, status,
-    method_config, train_config, log); ``data`` the data fingerprints; ``headline`` metric -> value."""
+    method_config, train_config, log); ``data`` the data fingerprints; ``audit_hint`` the command
+    that audits the saved model."""
     from obliviate import registry
 
     method = record["method"]
@@ -57,11 +56,7 @@ def model_card(record: dict[str, Any], *, base_model: str, data: dict[str, str],
     lines += ["", "## Data", ""]
     lines += [f"- {k}: `{v}`" for k, v in data.items()] or ["- (no data fingerprint recorded)"]
     lines += ["", "## Audit", ""]
-    if headline:
-        lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {_num(v)} |" for k, v in headline.items()]
-    else:
-        lines.append("Not audited yet" + (f": `{audit_hint}`" if audit_hint else "") + ".")
+    lines.append("Not audited yet" + (f": `{audit_hint}`" if audit_hint else "") + ".")
     lines += ["", "## Configs", "", "```yaml",
               yaml.safe_dump({"method": record.get("method_config", {}), "train": record.get("train_config", {})},
                              sort_keys=False).rstrip(),
@@ -72,7 +67,7 @@ def model_card(record: dict[str, Any], *, base_model: str, data: dict[str, str],
 
 
 def _num(v: Any) -> str:
-    """A number to 4 significant digits; "n/a" for a value the run did not have (no retain data)."""
+    """A probe value to 4 significant digits; "n/a" for one the run did not have (no retain data)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return "n/a" if v is None else str(v)
     return "n/a" if v != v else f"{v:.4g}"

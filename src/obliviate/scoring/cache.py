@@ -17,7 +17,7 @@ from transformers import PreTrainedTokenizerBase
 from obliviate import ops
 from obliviate.data.formatting import Encoded, PromptFormat, collate, encode_pair
 from obliviate.models.loading import model_fingerprint
-from obliviate.scoring.generate import can_prune, greedy_generate
+from obliviate.scoring.generate import cache_arg, can_prune, forward_params, greedy_generate, plain_cache, positions
 from obliviate.scoring.types import ScoredSet
 
 
@@ -93,7 +93,8 @@ class ScoringCache:
         tok = self.tokenizer
         enc = [encode_pair(tok, p, a, append_eos=eos, max_length=self.max_length) for p, a in zip(prompts, answers)]
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        trim = self.trim_logits and not getattr(model, "uses_prompt_mask", False) and _takes_logits_to_keep(model)
+        trim = (self.trim_logits and not getattr(model, "uses_prompt_mask", False)
+                and "logits_to_keep" in forward_params(model))
         order = sorted(range(len(enc)), key=lambda i: len(enc[i].input_ids))  # length-sorted batches pad less
         results: dict[int, tuple] = {}
         for s in range(0, len(order), self.batch_size):
@@ -122,7 +123,8 @@ class ScoringCache:
         """`score` for several answer lists to the same prompts (an item's answer, paraphrase and
         perturbed answers): each prompt runs through the model once, and every answer list
         continues from its KV cache. Each result is memoised under its own key, as `score` would."""
-        cks = [(self.fingerprint(model), k, hash(tuple(prompts)), hash(tuple(a)), None) for k, a in zip(keys, answer_sets)]
+        cks = [(self.fingerprint(model), k, hash(tuple(prompts)), hash(tuple(a)), None)
+               for k, a in zip(keys, answer_sets)]
         todo = [j for j, ck in enumerate(cks) if ck not in self._store]
         if todo:
             t0 = time.perf_counter()
@@ -145,9 +147,7 @@ class ScoringCache:
         ``max_length``."""
         from transformers import DynamicCache
 
-        from obliviate.scoring.generate import _cache_arg, _plain_cache
-
-        arg = _cache_arg(model) if self.trim_logits and not getattr(model, "uses_prompt_mask", False) else None
+        arg = cache_arg(model) if self.trim_logits and not getattr(model, "uses_prompt_mask", False) else None
         if arg is None:
             return None
         tok = self.tokenizer
@@ -162,16 +162,16 @@ class ScoringCache:
         results: list[dict[int, tuple]] = [{} for _ in answer_sets]
         for s in range(0, len(order), self.batch_size):
             idx = order[s:s + self.batch_size]
-            pb = self._mask(left_pad([Encoded(p_ids[i], len(p_ids[i]), (0, 0)) for i in idx], pad), pad)
-            real = left_pad([Encoded(p_ids[i], len(p_ids[i]), (0, 0)) for i in idx], pad)["attention_mask"]
-            pos = (real.cumsum(-1) - 1).masked_fill(real == 0, 1)
+            pb = left_pad([Encoded(p_ids[i], len(p_ids[i]), (0, 0)) for i in idx], pad)
+            pos = positions(pb["attention_mask"])  # from the real tokens, before any non_pad masking
+            pb = self._mask(pb, pad)
             dev = {k: v.to(self.device) for k, v in {"ids": pb["input_ids"], "mask": pb["attention_mask"],
                                                       "pos": pos}.items()}
             cache = DynamicCache(config=model.config)
             out = model(input_ids=dev["ids"], attention_mask=dev["mask"], position_ids=dev["pos"], use_cache=True,
                         logits_to_keep=1, **{arg: cache})
             cache = getattr(out, arg, None) or cache
-            if not _plain_cache(cache) or not getattr(cache, "is_croppable", True):
+            if not plain_cache(cache) or not cache.is_croppable:
                 return None
             first = out.logits[:, -1:]
             for j in range(len(answer_sets)):
@@ -270,15 +270,6 @@ def _answer_stats(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tenso
         results[i] = tuple(c[offs[row]:offs[row + 1]] for c in cols)
 
 
-def _takes_logits_to_keep(model: torch.nn.Module) -> bool:
-    import inspect
-
-    try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _to_left_padding(b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A right-padded batch (`collate`) moved to left padding, with the position ids each row had
     right-padded (0 at its first token), so every row ends in the last column."""
@@ -287,8 +278,7 @@ def _to_left_padding(b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in b.items():
         out[k] = torch.stack([torch.roll(row, int(width - m)) for row, m in zip(v, n)])
-    real = out["attention_mask"]
-    out["position_ids"] = (real.cumsum(-1) - 1).clamp_min(0)
+    out["position_ids"] = positions(out["attention_mask"])
     return out
 
 

@@ -44,22 +44,33 @@ def can_prune(model: torch.nn.Module) -> bool:
             v = getattr(gc, k, None)
             if v is not None and v != neutral:
                 return False
-    return _cache_arg(model) is not None
+    return cache_arg(model) is not None
 
 
-def _cache_arg(model: torch.nn.Module) -> str | None:
+def forward_params(model: torch.nn.Module) -> frozenset[str]:
+    """The names the model's ``forward`` takes (empty when its signature cannot be read)."""
+    try:
+        return frozenset(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return frozenset()
+
+
+def cache_arg(model: torch.nn.Module) -> str | None:
     """The forward's KV-cache argument (``cache`` from transformers 5.24, ``past_key_values`` before),
     or None when the forward does not take one together with ``logits_to_keep``."""
-    try:
-        params = inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return None
+    params = forward_params(model)
     if "logits_to_keep" not in params:
         return None
     return next((n for n in ("cache", "past_key_values") if n in params), None)
 
 
-def _plain_cache(cache: Any) -> bool:
+def positions(mask: torch.Tensor) -> torch.Tensor:
+    """``generate``'s position ids for a (left-)padded batch: the running count of attended tokens,
+    0 at each row's first token (padding gets a dummy 1)."""
+    return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+
+
+def plain_cache(cache: Any) -> bool:
     layers = getattr(cache, "layers", None)
     return bool(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in layers) \
         and hasattr(cache, "batch_select_indices")
@@ -74,17 +85,16 @@ def greedy_generate(model: torch.nn.Module, input_ids: torch.Tensor, attention_m
 
     stops = torch.tensor([] if stop_ids is None else [stop_ids] if isinstance(stop_ids, int) else list(stop_ids),
                          dtype=torch.long, device=input_ids.device)
-    arg = _cache_arg(model)
+    arg = cache_arg(model)
     if arg is None:
         return None
     cache = DynamicCache(config=model.config)
     mask = attention_mask.long()
-    # generate's position ids: the running count of attended tokens (left padding gets a dummy 1)
-    pos = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    pos = positions(mask)
     out = model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
                 **{arg: cache})
     cache = getattr(out, arg, None) or cache
-    if not _plain_cache(cache):
+    if not plain_cache(cache):
         return None
     alive = torch.arange(input_ids.shape[0], device=input_ids.device)
     last = pos[:, -1]
