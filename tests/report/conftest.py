@@ -66,7 +66,7 @@ LM_REPORT = {
     "citations": [{"kind": "metric", "name": "forget_quality", "paper": "TOFU: A Task of Fictitious Unlearning for LLMs",
                    "arxiv": "2401.06121", "code": "", "modalities": ["text"], "needs": [], "summary": ""}],
     "notes": [],
-    "provenance": {"command": "obliviate demo --quick", "cwd": "/tmp/x",
+    "provenance": {"command": "obliviate demo --quick", "cwd": "~/project",
                    "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False, "repository": "/r"},
                    "fingerprints": {"data forget": "aaaa1111 (20 records)", "model npo": "bbbb2222"}},
 }
@@ -98,7 +98,7 @@ VISION_REPORT = {
                                  "mia_efficacy": _vm(30.0, "closer_to_reference", 2.0, [28.0, 32.0])}},
     },
     "tables": {}, "citations": [], "notes": ["Accuracies in percent."],
-    "provenance": {"command": "obliviate bench --benchmark digits", "cwd": "/tmp/x"},
+    "provenance": {"command": "obliviate bench --benchmark digits", "cwd": "~/project"},
 }
 
 
