@@ -27,12 +27,14 @@ def test_report_paths_and_rules(lm_report_file, tmp_path, capsys):
     assert "| ga | **FAIL** |" in (tmp_path / "p.md").read_text()
 
 
-def test_several_reports_merge(lm_report_file, tmp_path, capsys):
+def test_several_reports_merge(lm_report_file, tmp_path, capsys, monkeypatch):
     other = tmp_path / "b.json"
     other.write_text(lm_report_file.read_text())
+    monkeypatch.chdir(tmp_path)  # with several inputs and no --markdown, report.md goes to the working directory
     main(["report", str(lm_report_file), str(other), "--html", str(tmp_path / "both.html")])
     page = (tmp_path / "both.html").read_text()
     assert "run:npo" in page and "b:npo" in page  # same names, prefixed by their source
+    assert (tmp_path / "report.md").is_file()
 
 
 @pytest.mark.parametrize("content, msg", [("not json", "not valid JSON"), ('{"schema_version": 7}', "schema_version 7")])
