@@ -231,6 +231,9 @@ CLI_CASES = [
                                             str(i / "forget.jsonl")], 2, ["distinct name"]),
     ("audit_unknown_metric", lambda i, w: ["audit", "--model", str(i / "model"), "--forget", str(i / "forget.jsonl"),
                                            "--metrics", "forget_qualty"], 2, ["unknown metric 'forget_qualty'"]),
+    ("audit_report_to_unknown", lambda i, w: ["audit", "--model", str(i / "model"), "--forget",
+                                               str(i / "forget.jsonl"), "--report_to", "tensorbord"], 2,
+     ["--report_to='tensorbord'", "unknown tracker", "tensorboard"]),
     ("audit_model_missing", lambda i, w: ["audit", "--model", "./gone", "--forget", str(i / "forget.jsonl")], 2,
      ["./gone", "no such file or folder"]),
     # bench

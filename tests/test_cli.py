@@ -43,6 +43,7 @@ def test_unlearn_and_audit_through_the_cli(tmp_path, tiny_model, tiny_tokenizer,
     from obliviate import registry
     from obliviate.data.io import read_qa_file
     from obliviate.config import digest
+    from obliviate.report.table import fmt_value
 
     card = (tmp_path / "out" / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: transformers") and "unlearned with graddiff" in card
@@ -59,6 +60,21 @@ def test_unlearn_and_audit_through_the_cli(tmp_path, tiny_model, tiny_tokenizer,
     page = (tmp_path / "audit.html").read_text()
     assert page.index('id="verdict"') < page.index('id="headline-table"')
     assert (tmp_path / "audit.md").read_text().startswith("# obliviate audit report")
+    # the run card: training curves, configs and citations, "not judged" until an audit
+    run_page = (tmp_path / "out" / "run.html").read_text()
+    assert "obliviate run report" in run_page and '<img alt="Training curves"' in run_page
+    assert "not judged" in run_page and f"obliviate audit --model unlearned={tmp_path / 'out'}" in run_page
+    assert registry.get("method", "graddiff").paper in run_page and "Forgetting vs utility" not in run_page
+    # the audit rewrote the card's Audit section with its verdict and headline; the rest is as it was
+    audited = (tmp_path / "out" / "README.md").read_text()
+    assert "Not audited yet" not in audited and f"the full report: `{tmp_path / 'audit.json'}`" in audited
+    verdict = rep["verdict"]["models"]["unlearned"]
+    assert f"Verdict: **{verdict['status'].upper()}** ({verdict['summary']})." in audited
+    rouge = rep["models"]["unlearned"]["metrics"]["forget_rouge"]["value"]
+    oracle_rouge = rep["models"]["oracle"]["metrics"]["forget_rouge"]["value"]
+    assert f"| forget_rouge ↓ | {fmt_value(rouge)} [" in audited and f"| {fmt_value(oracle_rouge)} |" in audited
+    assert audited.split("## Audit")[0] == card.split("## Audit")[0]
+    assert audited.split("## Configs")[1] == card.split("## Configs")[1]
 
 
 def test_audit_applies_attacks_with_their_options(tmp_path, tiny_model, tiny_tokenizer, tiny_task):

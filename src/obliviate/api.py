@@ -730,6 +730,8 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
                         roles={"target": "target", "oracle": "oracle"}, runs=runs, attacks=attacks,
                         attack_params=attack_params, kind="bench")
         reports.append((seed, rep))
+        _bench_cards(rep, runs, task, out_dir / "models" / f"seed{seed}", out_dir / "report.json",
+                     f"the {benchmark} target (recipe {b.recipe.key()})")
         for name, e in rep.models.items():
             entries[f"{name}" if len(seeds) == 1 else f"{name}/seed{seed}"] = e
     report = reports[0][1] if len(reports) == 1 else _merge_seeds(reports)
@@ -738,6 +740,21 @@ def bench(benchmark: str = "fictional_authors", methods: Sequence[str] | str = (
 
     write_report(report, out_dir / "report.json")  # and report.html, report.md beside it
     return report
+
+
+def _bench_cards(rep: Report, runs: dict[str, dict], task: ForgetTask, models_dir: Path, report_path: Path,
+                 base_model: str) -> None:
+    """A model card with the audit headline in every model folder the bench saved."""
+    from obliviate.report.collect import task_fingerprint
+    from obliviate.report.model_card import audit_section, bench_card, with_audit
+    from obliviate.report.schema import write_text_atomic
+
+    data = task_fingerprint(task)
+    for m, run in runs.items():
+        folder = models_dir / m
+        if (folder / "run.json").exists() and m in rep.models:  # saved (inference-time wrappers are not)
+            card = bench_card(run, m, task.name, base_model, data)
+            write_text_atomic(with_audit(card, audit_section(rep, m, str(report_path))), folder / "README.md")
 
 
 def _bench_run(method: str, target: torch.nn.Module, tok: Any, task: ForgetTask, benchmark: str,
@@ -770,7 +787,8 @@ def _bench_run(method: str, target: torch.nn.Module, tok: Any, task: ForgetTask,
         model = AutoModelForCausalLM.from_pretrained(str(save_dir), use_safetensors=True)
         return model.eval(), run
     res = unlearn(target, tok, task, method=method, benchmark=benchmark, fmt=fmt, train=train)
-    run = {"seconds": res.log.seconds, "steps": res.log.steps, "stopped": res.log.stopped, "recipe": recipe,
+    run = {"seconds": res.log.seconds, "steps": res.log.steps, "total_steps": res.log.total_steps,
+           "stopped": res.log.stopped, "recipe": recipe,
            "split": task.name, "method": method, "method_config": res.method_config,
            "train_config": res.train_config, "best_step": res.log.best_step, "history": res.log.history,
            "probes": res.log.probes}

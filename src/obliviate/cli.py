@@ -61,7 +61,8 @@ def unlearn(method: str, model: str, forget: Optional[str] = None, retain: Optio
         forget: JSONL/JSON/CSV file of question/answer records to forget (not needed with --benchmark
             tofu|muse|wmdp|semeval25, whose split brings its forget and retain data).
         retain: JSONL/JSON/CSV file of records to keep.
-        out: output folder for the unlearned model, run.json and a model card (README.md). It is
+        out: output folder for the unlearned model, run.json, a model card (README.md) and the HTML
+            run card (run.html: training curves, configs, provenance). It is
             written in a temporary sibling and renamed into place when complete; an existing folder
             is replaced only if an obliviate run wrote it (or with --overwrite). Checkpoints (--train
             checkpoint_every=K) go to the hidden sibling .OUT.checkpoints, and the same command
@@ -133,15 +134,17 @@ def unlearn(method: str, model: str, forget: Optional[str] = None, retain: Optio
 
     if is_main_process():  # under several processes (accelerate launch) the main process writes the output
         from obliviate.report.collect import task_fingerprint
-        from obliviate.report.model_card import model_card
+        from obliviate.report.html import render_html
+        from obliviate.report.model_card import model_card, run_report
 
         hint = (f"obliviate audit --model unlearned={out} --model original={model}"
                 + (f" --benchmark {benchmark}" if benchmark else f" --forget {forget}")
                 + (f" --retain {retain}" if retain and not benchmark else "") + " --target original")
-        card = model_card(_json.loads(dumps_strict(record)), base_model=str(model), data=task_fingerprint(task),
-                          audit_hint=hint)
+        plain = _json.loads(dumps_strict(record))
+        card = model_card(plain, base_model=str(model), data=task_fingerprint(task), audit_hint=hint)
+        page = render_html(run_report(plain, base_model=str(model), data=task_fingerprint(task), audit_hint=hint))
         api.save_unlearned(res, tok, out, overwrite=overwrite,
-                           extra_files={"run.json": dumps_strict(record), "README.md": card})
+                           extra_files={"run.json": dumps_strict(record), "README.md": card, "run.html": page})
         if ckpt_dir is not None:  # the run is complete and saved: its checkpoints have nothing left to resume
             shutil.rmtree(ckpt_dir, ignore_errors=True)
     wait_for_everyone()  # no process reports success before the output is in place
@@ -156,6 +159,7 @@ def unlearn(method: str, model: str, forget: Optional[str] = None, retain: Optio
     note = f", {log.stopped}" if log.stopped != "completed" else ""
     best = f", best step {log.best_step} by {tcfg.best_rule}" if log.best_step is not None else ""
     print(f"saved unlearned model to {out} ({log.steps} steps{best}{note})")
+    print(f"run card: {Path(out) / 'run.html'} (model card: {Path(out) / 'README.md'})")
 
 
 def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] = None,
@@ -166,7 +170,8 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
           ulira_shadows: int = 0, attacks: Optional[list[str]] = None, attack_set: Optional[list[str]] = None,
           prompt_format: PromptKind = "auto", system_prompt: Optional[str] = None,
           template_var: Optional[list[str]] = None, prompt_template: Optional[str] = None, dtype: DType = "auto",
-          max_new_tokens: Optional[int] = None, attention_mask: Literal["real", "non_pad"] = "real") -> None:
+          max_new_tokens: Optional[int] = None, attention_mask: Literal["real", "non_pad"] = "real",
+          report_to: str = "none", logging_dir: str = "") -> None:
     """Audit one or more models: every metric, with direction, CI and the gap to the oracle.
 
     Args:
@@ -208,8 +213,13 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
         attention_mask: real (mask only padding) or non_pad: OpenUnlearning's mask, input_ids !=
             pad_token_id, which also hides real tokens sharing the pad id (Llama-3's <|eot_id|> inside
             the prompt); only to reproduce that tool's published numbers.
+        report_to: trackers that receive the audit headline (audit/<model>/<metric> and the verdict):
+            none, tensorboard, wandb, ... as the training option report_to; give the unlearning
+            run's logging_dir to put the audit in the same run as its losses.
+        logging_dir: the trackers' folder (needed by tensorboard).
     """
     from obliviate import api
+    from obliviate.train import tracking
     from obliviate.api import audit as api_audit
     from obliviate.config import ConfigError
     from obliviate.outputs import check_output_file
@@ -226,6 +236,7 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
     if reference and reference_logs:
         raise ConfigError("--reference and --reference_logs both give the oracle; give one of them")
     check_output_file(out, option="--out")
+    tracking.trackers_for(report_to, logging_dir, "--")  # an unknown or missing tracker fails now, not after the audit
     specs = api.model_specs(model, reference=reference, target=target)
     task = api.audit_task(benchmark, split, source, forget=forget, retain=retain, holdout=holdout, limits=limits)
     plan = api.audit_plan(task, specs, reference=reference, target=target, max_new_tokens=max_new_tokens)
@@ -257,8 +268,14 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
                        attacks=attacks or (), attack_params=attack_params, roles=plan.roles,
                        reference_logs=reference_logs)
     print_table(report, plan.headline(report), title=plan.title)
-    print(f"report written to {out}")
-    print(f"HTML report: {Path(out).with_suffix('.html')} (Markdown: {Path(out).with_suffix('.md')})")
+    _print_report_paths(Path(out))
+    from obliviate.report.model_card import update_cards
+
+    for card in update_cards(report, {n: p for n, p in specs.items() if Path(str(p)).is_dir()}, str(out)):
+        print(f"model card updated with the audit headline: {card}")
+    logged = tracking.log_audit(report, report_to, logging_dir)
+    if logged:
+        print(f"audit headline logged to {', '.join(logged)}" + (f" in {logging_dir}" if logging_dir else ""))
 
 
 def demo(quick: bool = False, split: str = "forget10", out_dir: str = "obliviate-out", seed: int = 0) -> None:
@@ -326,7 +343,7 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
         report = bench_multimodal(rows, split or "forget10", seeds if seeds is not None else [0, 1, 2],
                                   out=str(Path(out_dir) / "report.json"), progress=True)
         print_multimodal_table(report)
-        print(f"report written to {Path(out_dir) / 'report.json'}")
+        _print_report_paths(Path(out_dir) / "report.json")
         return
     if benchmark == "domains":  # ADU-style domain unlearning on the built-in dual encoder
         from obliviate.benchmarks.domains_bench import DEFAULT_METHODS, bench_domains, print_domains_table
@@ -340,7 +357,7 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
                                seeds if seeds is not None else [0, 1, 2], out=str(Path(out_dir) / "report.json"),
                                progress=True)
         print_domains_table(report)
-        print(f"report written to {Path(out_dir) / 'report.json'}")
+        _print_report_paths(Path(out_dir) / "report.json")
         return
     if benchmark not in ("fictional_authors", "digits", "muse"):
         raise ConfigError(f"--benchmark {benchmark!r}: bench runs fictional_authors (language models), muse (a "
@@ -368,8 +385,7 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
                           metric="knowmem_forget")
         print_rows(report.tables["scalability"], "C5 scalability: scal/forget_k, each from the target")
         print_rows(report.tables["sustainability"], "C6 sustainability: sust/forget_k, one after another")
-        print(f"report written to {out_dir}/report.json")
-        print(f"HTML report: {Path(out_dir) / 'report.html'} (Markdown: {Path(out_dir) / 'report.md'})")
+        _print_report_paths(Path(out_dir) / "report.json")
         return
     split = split or "forget10"
     digits_only = {"--ulira_shadows": ulira_shadows, "--challenge_models": challenge_models,
@@ -414,8 +430,7 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
                        seeds if seeds is not None else [0], attacks, out_dir, quick,
                        attack_params=_attack_kv(attacks, attack_set))
     print_bench_table(report, HEADLINE, title=f"obliviate bench: {report.task['name']}")
-    print(f"report written to {out_dir}/report.json")
-    print(f"HTML report: {Path(out_dir) / 'report.html'} (Markdown: {Path(out_dir) / 'report.md'})")
+    _print_report_paths(Path(out_dir) / "report.json")
 
 
 def report(inputs: list[str], html: Optional[str] = None, markdown: Optional[str] = None,
@@ -474,6 +489,12 @@ def plan(model: str, method: str, lora: bool = False, lora_r: Optional[int] = No
                          batch_size=batch_size, max_length=max_length, method_overrides=_kv(set, "--set"),
                          gguf_file=gguf_file)
     print(_json.dumps(result.to_dict(), indent=2) if json else result.format())
+
+
+def _print_report_paths(json_path: Path) -> None:
+    """The closing lines of a command that wrote a report: the JSON, the HTML page and the Markdown."""
+    print(f"report written to {json_path}")
+    print(f"HTML report: {json_path.with_suffix('.html')} (Markdown: {json_path.with_suffix('.md')})")
 
 
 def _kv(pairs: Optional[list[str]], flag: str) -> dict:

@@ -21,6 +21,11 @@ def test_bench_reports_every_method_with_int4_recovery_and_resumes(quick_bench, 
     saved = out / "models" / "seed0" / "ga"
     assert (saved / "model.safetensors").exists()
     assert json.loads((saved / "run.json").read_text())["steps"] > 0
+    # the saved model's card names the method and carries the audit's verdict and headline
+    card = (saved / "README.md").read_text()
+    verdict = json.loads((out / "report.json").read_text())["verdict"]["models"]["ga"]
+    assert "unlearned with ga" in card and f"Verdict: **{verdict['status'].upper()}**" in card
+    assert "| forget_quality ↑ |" in card and str(out / "report.json") in card
     first = rep.models["ga"].metrics["forget_prob"]["value"]
 
     def must_not_run(*a, **k):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import math
 from dataclasses import dataclass
 
@@ -133,12 +135,15 @@ def test_contract_every_vision_language_method_on_both_model_kinds(name, kind, h
 
 
 @pytest.mark.slow
-def test_adu_forgets_a_domain_better_than_the_baseline(bench_cache, monkeypatch):
-    """On domains/forget1 (seed 0, the bench settings): ADU's H beats the Baseline's, Mem holds."""
+def test_adu_forgets_a_domain_better_than_the_baseline(bench_cache, monkeypatch, tmp_path):
+    """On domains/forget1 (seed 0, the bench settings): ADU's H beats the Baseline's, Mem holds; the
+    bench writes its report as JSON (with the verdict), HTML and Markdown."""
     monkeypatch.setenv("OBLIVIATE_CACHE", bench_cache)
     from obliviate.benchmarks.domains_bench import bench_domains
 
-    rep = bench_domains(["adu", "adu_baseline"], "forget1", seeds=[0])
+    rep = bench_domains(["adu", "adu_baseline"], "forget1", seeds=[0], out=str(tmp_path / "report.json"))
+    assert set(json.loads((tmp_path / "report.json").read_text())["verdict"]["models"]) == {"adu", "adu_baseline"}
+    assert 'id="headline-table"' in (tmp_path / "report.html").read_text() and (tmp_path / "report.md").exists()
     h = {k: e.metrics["domain_h"]["value"] for k, e in rep.models.items()}
     mem = {k: e.metrics["domain_mem"]["value"] for k, e in rep.models.items()}
     assert h["adu"] > h["adu_baseline"] + 5, h

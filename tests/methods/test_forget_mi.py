@@ -1,6 +1,7 @@
 """Forget-MI: known answers for each loss term and the hinge caps, the identity, the contract and
 (slow) behaviour on the built-in multimodal benchmark."""
 
+import json
 import math
 from types import SimpleNamespace
 
@@ -164,14 +165,16 @@ def test_config_and_task_errors():
 
 
 @pytest.mark.slow
-def test_behaviour_forgets_patients_on_builtin_benchmark(bench_cache, monkeypatch):
+def test_behaviour_forgets_patients_on_builtin_benchmark(bench_cache, monkeypatch, tmp_path):
     """Forget-MI (the pull_to_noisy bench variant) lowers forget AUC/F1 and the membership evidence
     of the forgotten patients while test AUC stays within 0.03 of the exact retrain oracle."""
     monkeypatch.setenv("OBLIVIATE_CACHE", bench_cache)
     from obliviate.benchmarks.multimodal_bench import VARIANTS, bench_multimodal
 
     rep = bench_multimodal({"forget_mi_pull": VARIANTS["forget_mi_pull"]}, "forget10", seeds=[0],
-                           features=("entropy", "loss"))
+                           features=("entropy", "loss"), out=str(tmp_path / "report.json"))
+    assert "forget_mi_pull" in json.loads((tmp_path / "report.json").read_text())["verdict"]["models"]
+    assert "D_f AUC" in (tmp_path / "report.html").read_text() and (tmp_path / "report.md").exists()
     m = {row: {k: d["value"] for k, d in e.metrics.items()} for row, e in rep.models.items()}
     orig, retrain, fmi = m["original"], m["retrain"], m["forget_mi_pull"]
     assert orig["forget_f1"] - retrain["forget_f1"] > 0.2  # the patients are memorised: there is something to forget

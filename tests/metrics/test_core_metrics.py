@@ -125,3 +125,117 @@ def test_registered_metrics_on_hand_views():
         get("privleak")(target)
     with pytest.raises(KeyError, match="retain"):
         get("retain_prob")(target)
+
+
+# ---- bootstrap CIs of the headline metrics (forget_quality, model_utility, privleak) ----------------
+def _quantiles(stats):
+    lo, hi = np.quantile(np.asarray(stats, float), [0.025, 0.975])
+    return (float(lo), float(hi))
+
+
+def test_forget_quality_ci_known_answers():
+    x = np.random.default_rng(1).random(30)
+    assert tofu.forget_quality_ci(x, x.copy()) == (1.0, 1.0)  # paired draws of identical samples: p = 1 each
+    a, b = np.linspace(0.1, 0.2, 20), np.linspace(0.8, 0.9, 20)
+    lo, hi = tofu.forget_quality_ci(a, b)
+    assert 0 < lo <= hi < 0.05  # every draw fully separated
+    assert tofu.forget_quality_ci(x[:1], x) is None and tofu.forget_quality_ci(x, x[:1]) is None
+
+
+def test_forget_quality_ci_resampling_scheme():
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(2)
+    a, b = rng.random(11), rng.random(11) * 0.8 + 0.3  # odd sizes: a (5, n) draw differs from five draws of n
+    # equal lengths: one index row per draw, applied to both arrays
+    idx = np.random.default_rng(0).integers(0, 11, size=(5, 11))
+    paired = _quantiles([ks_2samp(a[i], b[i]).pvalue for i in idx])
+    assert tofu.forget_quality_ci(a, b, n_boot=5) == pytest.approx(paired, rel=1e-12)
+    # unequal lengths: all model rows, then all oracle rows, independently
+    b9 = b[:9]
+    r0 = np.random.default_rng(0)
+    ia, ib = r0.integers(0, 11, size=(5, 11)), r0.integers(0, 9, size=(5, 9))
+    indep = _quantiles([ks_2samp(a[i], b9[j]).pvalue for i, j in zip(ia, ib)])
+    assert tofu.forget_quality_ci(a, b9, n_boot=5) == pytest.approx(indep, rel=1e-12)
+    # the two schemes give different intervals here, so the first check pins the pairing
+    r0 = np.random.default_rng(0)
+    ia, ib = r0.integers(0, 11, size=(5, 11)), r0.integers(0, 11, size=(5, 11))
+    assert _quantiles([ks_2samp(a[i], b[j]).pvalue for i, j in zip(ia, ib)]) != pytest.approx(paired)
+
+
+def test_forget_quality_metric_ci():
+    oracle = _view("o", [2.0, 2.6, 2.9], [2.1, 2.4, 3.0], [2.0, 2.0, 2.0], [[2.0, 2.1], [2.0, 1.9], [2.0, 2.0]])
+    target = _view("t", [0.1, 0.2, 0.1], [2.0, 2.5, 3.0], [0.1, 0.1, 0.2], [[2.0, 2.0], [3.0, 3.0], [2.5, 2.5]])
+    get = lambda n: registry.get("metric", n).obj  # noqa: E731
+    assert get("forget_quality")(oracle, oracle).ci == (1.0, 1.0)
+    r = get("forget_quality")(target, oracle)
+    assert r.ci == tofu.forget_quality_ci(tofu.truth_ratios(target, "forget"), tofu.truth_ratios(oracle, "forget"))
+    logged = AuditView("logs", extra={tofu.ORACLE_TRUTH_RATIOS: [0.5, 0.6, 0.7, 0.8]})  # other items: unpaired
+    r = get("forget_quality")(target, logged)
+    assert r.ci == tofu.forget_quality_ci(tofu.truth_ratios(target, "forget"), np.array([0.5, 0.6, 0.7, 0.8]))
+
+
+def _utility_view(n_items, retain_nll, para_nll, pert_nll, gens=None):
+    """retain / real_authors / world_facts, every item of a set scored alike (per-item values constant)."""
+    v = AuditView("u")
+    for base in tofu.UTILITY_SETS:
+        v.sets[base] = _ss([retain_nll] * n_items, gens=gens or ["a b c"] * n_items)
+        v.perturbed[base] = [_ss([pert_nll] * n_items) for _ in range(2)]
+    v.sets["retain_para"] = _ss([para_nll] * n_items)
+    return v
+
+
+def test_model_utility_value_and_constant_items_ci():
+    get = lambda n: registry.get("metric", n).obj  # noqa: E731
+    v = _utility_view(6, 0.5, 0.4, 2.0, gens=["a b"] * 6)
+    r = get("model_utility")(v)
+    names = ("retain_prob", "retain_rouge", "retain_truth_ratio", "real_authors_prob_normalised", "real_authors_rouge",
+             "real_authors_truth_ratio", "world_facts_prob_normalised", "world_facts_rouge", "world_facts_truth_ratio")
+    parts = {k: get(k)(v).value for k in names}
+    assert r.details["parts"] == parts  # each part is its registered metric's value, in TOFU's order
+    assert r.value == tofu.harmonic_mean_utility(parts) and 0 < r.value < 1
+    assert r.ci == (r.value, r.value)  # nothing varies across items: every draw gives the value
+    assert get("model_utility")(_utility_view(1, 0.5, 0.4, 2.0)).ci is None
+
+
+def test_model_utility_ci_resampling_scheme():
+    items = {"retain": {"retain_prob": np.array([0.9, 0.5, 0.7, 0.2]), "retain_rouge": np.array([1.0, 0.0, 0.5, 0.25]),
+                        "retain_truth_ratio": np.array([0.6, 0.7, 0.1, 0.9])},
+             "world_facts": {"world_facts_prob_normalised": np.array([0.3, 0.8, 0.4]),
+                             "world_facts_rouge": np.array([0.2, 1.0, 0.6]),
+                             "world_facts_truth_ratio": np.array([0.5, 0.4, 0.9])}}
+    r0 = np.random.default_rng(0)
+    idx = {base: r0.integers(0, len(next(iter(p.values()))), size=(5, len(next(iter(p.values())))))
+           for base, p in items.items()}  # drawn set by set, in order
+    stats = []
+    for k in range(5):
+        parts = {name: arr[idx[base][k]].mean() for base, p in items.items() for name, arr in p.items()}
+        stats.append(len(parts) / sum(1 / x for x in parts.values()))  # harmonic mean, no zero part here
+    assert tofu.model_utility_ci(items, n_boot=5) == pytest.approx(_quantiles(stats), rel=1e-12)
+    assert tofu.model_utility_ci({"retain": {"retain_prob": np.array([0.5])}}) is None
+
+
+def test_privleak_ci_resampling_scheme():
+    rng = np.random.default_rng(3)
+    f, h, rf, rh = rng.random(7), rng.random(5) + 0.3, rng.random(7), rng.random(5) + 0.1
+    r0 = np.random.default_rng(0)
+    i_f, i_h = r0.integers(0, 7, size=(5, 7)), r0.integers(0, 5, size=(5, 5))
+    paired = _quantiles([mia.privleak(mia.mia_auc(f[i], h[j]), mia.mia_auc(rf[i], rh[j])) for i, j in zip(i_f, i_h)])
+    fixed = _quantiles([mia.privleak(mia.mia_auc(f[i], h[j]), 0.6) for i, j in zip(i_f, i_h)])
+    assert paired != pytest.approx(fixed)
+    assert mia.privleak_ci(f, h, 0.6, rf, rh, n_boot=5) == pytest.approx(paired, rel=1e-12)
+    assert mia.privleak_ci(f, h, 0.6, n_boot=5) == pytest.approx(fixed, rel=1e-12)  # logged oracle AUC
+    assert mia.privleak_ci(f, h, 0.6, rf[:4], rh, n_boot=5) == pytest.approx(fixed, rel=1e-12)  # other items
+    assert mia.privleak_ci(f[:1], h, 0.6) is None
+
+
+def test_privleak_metric_ci():
+    # forget and holdout overlap (AUC 14/25 = 0.56), so resampled AUCs vary and only a paired oracle gives 0 every draw
+    m = _view("m", [0.5, 1.0, 2.0, 1.5, 0.7], [1.2, 0.8, 2.5, 1.1, 0.6], [1.0] * 5, [[2.0, 2.0]] * 5)
+    get = lambda n: registry.get("metric", n).obj  # noqa: E731
+    assert get("privleak")(m, m).ci == (0.0, 0.0)  # model == oracle: every draw gives 0
+    logged = AuditView("logs", extra={"oracle:mia_min_k_auc": 0.56})
+    r = get("privleak")(m, logged)
+    assert r.details["auc"] == pytest.approx(0.56) and r.value == pytest.approx(0.0, abs=1e-6)
+    f, h = mia.scores_min_k(m.need("forget")), mia.scores_min_k(m.need("holdout"))
+    assert r.ci == mia.privleak_ci(f, h, 0.56) and r.ci[0] < 0 < r.ci[1]  # fixed logged AUC: the model's AUC varies

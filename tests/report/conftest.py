@@ -102,6 +102,82 @@ VISION_REPORT = {
 }
 
 
+def _domains_metrics(h, mem, fo, accs, gap):
+    out = {"domain_h": _vm(h, "higher", 1.0, [h - 1, h + 1]), "domain_mem": _vm(mem, "higher", 1.0, [mem - 1, mem + 1]),
+           "domain_for": _vm(fo, "higher", 2.0, [fo - 2, fo + 2]),
+           "domain_gap_to_oracle": _vm(gap, "closer_to_zero", 0.5, [gap - 0.5, gap + 0.5])}
+    out.update({f"acc_{d}": _vm(a, "closer_to_reference", 1.0, [a - 1, a + 1]) for d, a in accs.items()})
+    return out
+
+
+# The domains bench (ADU): For is the error on the forget domain (edge), Mem the accuracy on the kept ones.
+DOMAINS_REPORT = {
+    "schema_version": 2, "kind": "bench", "created": "2025-01-01T00:00:00+00:00", "versions": {"python": "3.11"},
+    "task": {"benchmark": "domains", "split": "forget1", "seeds": [0, 1], "shots": 8, "forget_domains": ["edge"],
+             "domains": ["original", "inverted", "edge", "noisy"], "train_size": 80, "test_size": 400, "recipe": "d1"},
+    "reference": "oracle",
+    "models": {
+        "original": {"name": "original", "role": "target", "skipped": {}, "run": None,
+                     "metrics": _domains_metrics(40.0, 90.0, 25.0, {"original": 92, "inverted": 88, "edge": 75,
+                                                                    "noisy": 90}, 20.0)},
+        "oracle": {"name": "oracle", "role": "oracle", "skipped": {}, "run": None,
+                   "metrics": _domains_metrics(70.0, 85.0, 60.0, {"original": 88, "inverted": 84, "edge": 40,
+                                                                  "noisy": 83}, 0.0)},
+        # For 80 >= 60 - 5 passes; Mem 84 >= 0.9 * 90 = 81 passes
+        "adu": {"name": "adu", "role": "unlearned", "skipped": {},
+                "run": {"seconds": 120.0, "method": "adu", "config": {"gamma": 1.0}},
+                "metrics": _domains_metrics(82.0, 84.0, 80.0, {"original": 86, "inverted": 83, "edge": 20,
+                                                               "noisy": 83}, 8.0)},
+        # For 50 < 60 - 5 fails; Mem 70 < 81 fails
+        "adu_baseline": {"name": "adu_baseline", "role": "unlearned", "skipped": {},
+                         "run": {"seconds": 110.0, "method": "adu_baseline", "config": {}},
+                         "metrics": _domains_metrics(58.0, 70.0, 50.0, {"original": 72, "inverted": 68, "edge": 50,
+                                                                        "noisy": 70}, 12.0)},
+    },
+    "tables": {}, "citations": [], "notes": ["Mem, For, H in percent."],
+    "provenance": {"command": "obliviate bench --benchmark domains", "cwd": "~/project"},
+}
+
+
+def _mm_metrics(f_auc, f_f1, t_auc, t_f1, mia):
+    return {"forget_auc": _vm(f_auc, "closer_to_reference", 0.01, [f_auc - 0.01, f_auc + 0.01]),
+            "forget_f1": _vm(f_f1, "closer_to_reference", 0.02, [f_f1 - 0.02, f_f1 + 0.02]),
+            "test_auc": _vm(t_auc, "closer_to_reference", 0.01, [t_auc - 0.01, t_auc + 0.01]),
+            "test_f1": _vm(t_f1, "closer_to_reference", 0.02, [t_f1 - 0.02, t_f1 + 0.02]),
+            **{f"mia_svc_{k}": _vm(v, "lower", 0.02, [v - 0.02, v + 0.02]) for k, v in mia.items()}}
+
+
+# The multimodal bench (Forget-MI): AUCs in [0, 1]; mia_svc_* the share of forget records called member.
+MULTIMODAL_REPORT = {
+    "schema_version": 2, "kind": "bench", "created": "2025-01-01T00:00:00+00:00", "versions": {"python": "3.11"},
+    "task": {"benchmark": "multimodal", "split": "forget10", "seeds": [0, 1], "forget_size": 60, "retain_size": 540,
+             "test_size": 200, "forget_patients": 6, "train_patients": 60, "recipe": "m1"},
+    "reference": "retrain",
+    "models": {
+        "original": {"name": "original", "role": "target", "skipped": {}, "run": None,
+                     "metrics": _mm_metrics(1.0, 0.99, 0.90, 0.80, {"entropy": 0.90, "loss": 0.92})},
+        "retrain": {"name": "retrain", "role": "oracle", "skipped": {}, "run": None,
+                    "metrics": _mm_metrics(0.88, 0.70, 0.89, 0.79, {"entropy": 0.40, "loss": 0.42})},
+        # |0.90 - 0.88| <= 0.05 passes; 0.87 >= 0.9 * 0.90 passes; worst MIA gap 100 * |0.50 - 0.40| = 10 > 5 fails
+        "forget_mi": {"name": "forget_mi", "role": "unlearned", "skipped": {},
+                      "run": {"seconds": 5.0, "method": "forget_mi", "config": {"mode": "push_from_noisy"}},
+                      "metrics": _mm_metrics(0.90, 0.72, 0.87, 0.77, {"entropy": 0.50, "loss": 0.44})},
+    },
+    "tables": {}, "citations": [], "notes": [],
+    "provenance": {"command": "obliviate bench --benchmark multimodal", "cwd": "~/project"},
+}
+
+
+@pytest.fixture
+def domains_report_dict() -> dict:
+    return copy.deepcopy(DOMAINS_REPORT)
+
+
+@pytest.fixture
+def multimodal_report_dict() -> dict:
+    return copy.deepcopy(MULTIMODAL_REPORT)
+
+
 @pytest.fixture
 def lm_report_dict() -> dict:
     return copy.deepcopy(LM_REPORT)

@@ -90,6 +90,39 @@ def test_vision_table(vision_report_dict):
     assert "## Image classification" in md and "| finetune | 2.000 ± 1.000 (n=2 seeds)" in md
 
 
+def _headline_header(page: str) -> list[str]:
+    import re
+
+    table = page[page.index('id="headline-table"'):]
+    return re.findall(r"<th>([^<]*)</th>", table[:table.index("</tr>")])
+
+
+def test_domains_report_has_its_own_headline_verdict_and_tradeoff(domains_report_dict):
+    r = Report.from_dict(domains_report_dict)
+    page = render_html(r)
+    # H, Mem, For, each domain's accuracy (the forget domain marked), the gap to the oracle
+    assert _headline_header(page) == ["model", "role", "H ↑", "Mem ↑", "For ↑", "original ≈ref", "inverted ≈ref",
+                                      "edge (forget) ≈ref", "noisy ≈ref", "Gap to oracle →0", "seconds"]
+    assert "82.000\n<br><span class=\"ci\">± 1.000 (n=2 seeds)" in page
+    assert "Values are means over seeds ± their std." in page
+    assert "For &gt;= For(oracle) - 5 points" in page
+    assert '<img alt="Forgetting vs utility"' in page  # For vs Mem, the oracle and the target marked
+    assert "<h3>Domain unlearning: Mem / For / H and per-domain accuracy</h3>" in page
+    md = render_markdown(r)
+    assert "| adu | **PASS** |" not in md  # privacy and robustness cannot be judged: incomplete, not pass
+    assert "| adu | **INCOMPLETE** |" in md and "| adu_baseline | **FAIL** |" in md
+
+
+def test_multimodal_report_has_its_own_headline_and_verdict(multimodal_report_dict):
+    r = Report.from_dict(multimodal_report_dict)
+    page = render_html(r)
+    assert _headline_header(page) == ["model", "role", "D_f AUC ≈ref", "D_f F1 ≈ref", "D_t AUC ≈ref", "D_t F1 ≈ref",
+                                      "MIA entropy ↓", "MIA loss ↓", "seconds"]
+    assert '<img alt="Forgetting vs utility"' in page
+    assert "<h3>Image+text records: macro AUC / F1 and SVC membership</h3>" in page
+    assert "| forget_mi | **FAIL** |" in render_markdown(r)
+
+
 def test_markdown_carries_the_same_tables(lm_report_dict):
     md = render_markdown(Report.from_dict(lm_report_dict))
     assert md.index("## Verdict") < md.index("## Headline")

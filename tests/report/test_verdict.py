@@ -75,6 +75,37 @@ def test_vision_criteria(vision_report_dict):
     assert v["utility"].status == "pass" and "test_accuracy" in v["utility"].rule  # 94 >= 0.9 * 96
 
 
+def test_domain_unlearning_criteria(domains_report_dict):
+    v = _by_model(Report.from_dict(domains_report_dict))
+    adu, base = v["adu"], v["adu_baseline"]
+    assert "fluency" not in adu
+    assert adu["forgetting"].status == "pass" and "For 80 vs oracle 60" in adu["forgetting"].evidence  # 80 >= 60 - 5
+    assert base["forgetting"].status == "fail"  # 50 < 60 - 5
+    assert adu["utility"].status == "pass" and "domain_mem" in adu["utility"].rule  # 84 >= 0.9 * 90 = 81
+    assert base["utility"].status == "fail"  # 70 < 81
+    assert adu["privacy"].status == "not judged" and "no membership attack" in adu["privacy"].evidence
+    assert adu["robustness"].status == "not judged" and "domains benchmark runs no recovery" in \
+        adu["robustness"].evidence
+    # the margin is a rule: at for_gap_max 25 the baseline's 50 >= 60 - 25 passes
+    assert _by_model(Report.from_dict(domains_report_dict), VerdictRules(for_gap_max=25))["adu_baseline"][
+        "forgetting"].status == "pass"
+
+
+def test_multimodal_criteria(multimodal_report_dict):
+    v = _by_model(Report.from_dict(multimodal_report_dict))["forget_mi"]
+    assert "fluency" not in v
+    assert v["forgetting"].status == "pass" and "forget_auc" in v["forgetting"].evidence  # |0.90 - 0.88| <= 0.05
+    assert v["utility"].status == "pass" and "test_auc" in v["utility"].rule  # 0.87 >= 0.9 * 0.90
+    assert v["privacy"].status == "fail" and "mia_svc_entropy" in v["privacy"].evidence  # 100 * 0.10 > 5 points
+    assert "10 points" in v["privacy"].evidence
+    assert _by_model(Report.from_dict(multimodal_report_dict), VerdictRules(mia_gap_max=10.5))["forget_mi"][
+        "privacy"].status == "pass"
+    del multimodal_report_dict["models"]["retrain"]
+    multimodal_report_dict["reference"] = None
+    v = _by_model(Report.from_dict(multimodal_report_dict))["forget_mi"]
+    assert v["forgetting"].status == v["privacy"].status == "not judged"
+
+
 @pytest.mark.parametrize("over, msg", [({"nope": 1}, "no such verdict rule"), ({"privleak_max": -1}, ">= 0"),
                                        ({"fluency_min": "high"}, "expected a number")])
 def test_bad_rules(over, msg):

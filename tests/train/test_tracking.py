@@ -70,3 +70,31 @@ def test_report_to_is_checked_with_the_fix():
 def test_a_bad_report_to_fails_with_the_train_config():
     with pytest.raises(ConfigError, match="report_to"):
         TrainConfig(report_to="tensorbord")
+
+
+def test_the_audit_headline_reaches_the_tracker(monkeypatch):
+    """`log_audit`: every base model's headline values as audit/<model>/<metric> and its verdict as
+    audit/<model>/verdict_pass, in one log call, then finish."""
+    from obliviate.report.schema import ModelEntry, Report
+
+    def m(v, d):
+        return {"value": v, "direction": d, "n": 10, "ci": None}
+
+    def metrics(fq, mu):
+        return {"forget_quality": m(fq, "higher"), "model_utility": m(mu, "higher")}
+
+    report = Report(kind="audit", task={"name": "t"}, reference="oracle", models={
+        "target": ModelEntry("target", metrics(0.001, 0.70), role="target"),
+        "oracle": ModelEntry("oracle", metrics(1.0, 0.71), role="oracle"),
+        "npo": ModelEntry("npo", metrics(0.2, 0.69)),  # fq 0.2 >= 0.05 passes, mu 0.69 >= 0.9*0.70; 3 not judged
+    })
+    rec = Recorder()
+    monkeypatch.setattr(tracking, "trackers_for", lambda report_to, logging_dir="", option="": [rec])
+    assert tracking.log_audit(report, "recorder", step=7) == ["recorder"]
+    assert rec.logged == [(7, {"audit/target/forget_quality": 0.001, "audit/target/model_utility": 0.70,
+                               "audit/oracle/forget_quality": 1.0, "audit/oracle/model_utility": 0.71,
+                               "audit/npo/forget_quality": 0.2, "audit/npo/model_utility": 0.69,
+                               "audit/npo/verdict_pass": 0.0})]  # incomplete (privacy etc. not judged) is not a pass
+    assert rec.finished
+    monkeypatch.undo()
+    assert tracking.log_audit(report, "none") == []

@@ -26,7 +26,7 @@ from obliviate.methods.adu import DomainTask
 from obliviate.metrics import domain_unlearning as dm
 from obliviate.metrics.base import MetricResult
 from obliviate.models.clip import ClipClassifier
-from obliviate.report.schema import ModelEntry, Report, write_json_atomic
+from obliviate.report.schema import ModelEntry, Report
 
 DEFAULT_METHODS = ("adu", "adu_baseline", "adu_linear_probe", "random_label")
 # Toy-scale weights for the 4-block TinyClip, whose learned logit scale (~14) is far below CLIP's 100,
@@ -142,7 +142,9 @@ def bench_domains(methods: Sequence[str] = DEFAULT_METHODS, split: str = "forget
                         "For is an error rate: read it beside Mem (a collapsed model scores For 100).")
     report.notes.append(f"Method overrides on top of the paper defaults: {overrides}")
     if out:
-        write_json_atomic(report.to_dict(), out)
+        from obliviate.report.files import write_report
+
+        write_report(report, out)  # report.json with its verdict, report.html and report.md beside it
     return report
 
 

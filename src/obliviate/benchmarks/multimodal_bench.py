@@ -24,7 +24,7 @@ from obliviate.config import ConfigError
 from obliviate.methods.vision.base import VisionContext
 from obliviate.metrics.base import MetricResult
 from obliviate.metrics.multimodal import FEATURES, multimodal_metrics
-from obliviate.report.schema import ModelEntry, Report, write_json_atomic
+from obliviate.report.schema import ModelEntry, Report
 
 TABLE_METRICS = ("forget_auc", "forget_f1", "test_auc", "test_f1", "mia_svc_logits", "mia_svc_entropy", "mia_svc_loss")
 # Rows run by default: (row name, method, config overrides). ``forget_mi`` is the paper's config
@@ -119,7 +119,9 @@ def bench_multimodal(variants: dict[str, tuple[str, dict]] | None = None, split:
                         "an SVC(C=3, rbf) fit on retain vs test calls member (lower = less evidence; Retrain is the "
                         "target). Means over seeds ± population std (ddof=0).")
     if out:
-        write_json_atomic(report.to_dict(), out)
+        from obliviate.report.files import write_report
+
+        write_report(report, out)  # report.json with its verdict, report.html and report.md beside it
     return report
 
 

@@ -73,6 +73,34 @@ def privleak(auc_model: float, auc_ref: float) -> float:
     return ((1 - auc_model) - (1 - auc_ref)) / ((1 - auc_ref) + 1e-10) * 100
 
 
+def privleak_ci(forget: np.ndarray, holdout: np.ndarray, auc_ref: float, ref_forget: np.ndarray | None = None,
+               ref_holdout: np.ndarray | None = None, n_boot: int = 200, seed: int = 0,
+               alpha: float = 0.05) -> tuple[float, float] | None:
+    """Percentile-bootstrap CI of :func:`privleak` over the model's per-example MIA scores.
+
+    What is resampled: forget indices and holdout indices, independently, each draw. The model's AUC
+    is taken on the resampled items (with :func:`rank_auc`, the same Mann-Whitney AUC as the value's
+    :func:`mia_auc` to 1e-12, several times faster: 200 draws of 400 + 400 items in a fraction of a second); when the oracle's scores
+    are given with the same numbers of forget and holdout items, the oracle's AUC on the same resampled
+    indices (paired), else the fixed ``auc_ref`` (an oracle AUC read from logs). Indices are drawn at
+    once, forget then holdout, ``rng.integers(0, n, size=(n_boot, n))`` with
+    ``rng = np.random.default_rng(seed)``. None when either side has fewer than two items.
+    """
+    f, h = np.asarray(forget, float), np.asarray(holdout, float)
+    if f.size < 2 or h.size < 2:
+        return None
+    paired = (ref_forget is not None and ref_holdout is not None
+              and len(ref_forget) == f.size and len(ref_holdout) == h.size)
+    rf, rh = (np.asarray(ref_forget, float), np.asarray(ref_holdout, float)) if paired else (None, None)
+    rng = np.random.default_rng(seed)
+    i_f = rng.integers(0, f.size, size=(n_boot, f.size))
+    i_h = rng.integers(0, h.size, size=(n_boot, h.size))
+    stats = np.array([privleak(rank_auc(f[jf], h[jh]), rank_auc(rf[jf], rh[jh]) if paired else auc_ref)
+                      for jf, jh in zip(i_f, i_h)])
+    lo, hi = np.nanquantile(stats, [alpha / 2, 1 - alpha / 2])
+    return (float(lo), float(hi))
+
+
 def privleak_muse(auc_model_muse: float, auc_retrain_muse: float) -> float:
     """MUSE (`eval.py`): (AUC - AUC_retrain) / AUC_retrain × 100, AUCs in MUSE's convention (1 - ours)."""
     return (auc_model_muse - auc_retrain_muse) / auc_retrain_muse * 100
@@ -149,14 +177,23 @@ def mia_gradnorm(view: AuditView, ref: AuditView | None = None) -> MetricResult:
 @register("metric", "privleak", paper="MUSE: Machine Unlearning Six-Way Evaluation for Language Models",
           arxiv="2407.06460", code=OU)
 def privleak_metric(view: AuditView, ref: AuditView | None = None) -> MetricResult:
-    """Relative gap of the Min-K% AUC to the oracle's, in % (OpenUnlearning formula; 0 is ideal)."""
+    """Relative gap of the Min-K% AUC to the oracle's, in % (OpenUnlearning formula; 0 is ideal).
+
+    CI: percentile bootstrap (200 draws, seed 0) resampling forget and holdout indices
+    (:func:`privleak_ci`); a scored oracle with as many items is re-evaluated on the same indices, an
+    oracle AUC from logs (or an oracle with other item counts) is held fixed."""
     if ref is None:
         raise MissingReferenceError("privleak is relative to the retain-only oracle's Min-K% AUC; pass the oracle "
                                     "(obliviate never falls back to AUC 0.5)")
-    auc = mia_auc(scores_min_k(view.need("forget")), scores_min_k(view.need("holdout")))
+    f, h = scores_min_k(view.need("forget")), scores_min_k(view.need("holdout"))
+    auc = mia_auc(f, h)
     # An oracle read from logs (an OpenUnlearning TOFU_EVAL.json) carries its AUC ("oracle:mia_min_k_auc").
     logged = ref.extra.get("oracle:mia_min_k_auc")
-    auc_ref = float(logged) if logged is not None else mia_auc(scores_min_k(ref.need("forget")),
-                                                               scores_min_k(ref.need("holdout")))
+    if logged is not None:
+        auc_ref, rf, rh = float(logged), None, None
+    else:
+        rf, rh = scores_min_k(ref.need("forget")), scores_min_k(ref.need("holdout"))
+        auc_ref = mia_auc(rf, rh)
     return MetricResult("privleak", privleak(auc, auc_ref), "closer_to_zero", n=len(view.need("forget")),
-                        compared_to="oracle", details={"auc": auc, "auc_oracle": auc_ref})
+                        ci=privleak_ci(f, h, auc_ref, rf, rh), compared_to="oracle",
+                        details={"auc": auc, "auc_oracle": auc_ref})

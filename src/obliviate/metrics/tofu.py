@@ -66,6 +66,28 @@ def ks_forget_quality(tr_model: np.ndarray, tr_oracle: np.ndarray) -> float:
     return float(ks_2samp(np.asarray(tr_model), np.asarray(tr_oracle)).pvalue)
 
 
+def forget_quality_ci(tr_model: np.ndarray, tr_oracle: np.ndarray, n_boot: int = 200, seed: int = 0,
+                      alpha: float = 0.05) -> tuple[float, float] | None:
+    """Percentile-bootstrap CI of :func:`ks_forget_quality` (what is resampled: the forget items).
+
+    When both arrays have the same length they are taken to be the same forget items in the same
+    order, and each draw applies one row of item indices to both (paired: the uncertainty is which
+    forget questions were asked); otherwise each side is resampled independently (all model rows,
+    then all oracle rows). Indices are drawn at once, ``rng.integers(0, n, size=(n_boot, n))`` with
+    ``rng = np.random.default_rng(seed)``. None when either side has fewer than two items.
+    """
+    a = np.asarray(tr_model, dtype=np.float64)
+    b = np.asarray(tr_oracle, dtype=np.float64)
+    if a.size < 2 or b.size < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, a.size, size=(n_boot, a.size))
+    ib = ia if a.size == b.size else rng.integers(0, b.size, size=(n_boot, b.size))
+    stats = np.array([ks_forget_quality(x, y) for x, y in zip(a[ia], b[ib])])
+    lo, hi = np.nanquantile(stats, [alpha / 2, 1 - alpha / 2])
+    return (float(lo), float(hi))
+
+
 def harmonic_mean_utility(parts: dict[str, float]) -> float:
     """Harmonic mean of the parts; any zero part gives zero (scipy.stats.hmean)."""
     vals = np.asarray(list(parts.values()), dtype=np.float64)
@@ -74,6 +96,36 @@ def harmonic_mean_utility(parts: dict[str, float]) -> float:
     if (vals <= 0).any():
         return 0.0
     return float(hmean(vals))
+
+
+def model_utility_ci(items: dict[str, dict[str, np.ndarray]], n_boot: int = 200, seed: int = 0,
+                     alpha: float = 0.05) -> tuple[float, float] | None:
+    """Percentile-bootstrap CI of :func:`harmonic_mean_utility` over per-item part values.
+
+    ``items`` maps each set to its parts' per-item arrays (``{"retain": {"retain_prob": ..., ...}}``,
+    as ``_utility_parts(view)`` returns them). What is resampled: the items of each set,
+    independently across sets; the parts of one set share that set's indices (they are the same
+    questions). Per draw the part means and their harmonic mean are recomputed. Indices are drawn set
+    by set in ``items`` order, ``rng.integers(0, n, size=(n_boot, n))`` with
+    ``rng = np.random.default_rng(seed)``. None when a set has fewer than two items or its parts
+    differ in length (nothing to pair).
+    """
+    rng = np.random.default_rng(seed)
+    means: dict[str, np.ndarray] = {}  # part name -> (n_boot,) resampled means
+    for per_set in items.values():
+        arrs = {name: np.asarray(v, dtype=np.float64) for name, v in per_set.items()}
+        sizes = {v.size for v in arrs.values()}
+        if len(sizes) != 1 or min(sizes) < 2:
+            return None
+        n = sizes.pop()
+        idx = rng.integers(0, n, size=(n_boot, n))
+        for name, v in arrs.items():
+            means[name] = v[idx].mean(axis=1)
+    if not means:
+        return None
+    stats = np.array([harmonic_mean_utility({name: m[i] for name, m in means.items()}) for i in range(n_boot)])
+    lo, hi = np.nanquantile(stats, [alpha / 2, 1 - alpha / 2])
+    return (float(lo), float(hi))
 
 
 # ---- registered metrics ---------------------------------------------------------------------
@@ -95,9 +147,31 @@ def truth_ratios(view: AuditView, base: str) -> np.ndarray:
     return truth_ratio_per_item(correct, pert)
 
 
+# Per-item values of the per-set statistics (the registered metrics and model utility share them).
+def _prob_items(view: AuditView, base: str) -> np.ndarray:
+    return answer_probability(view.need(base).mean_nll())
+
+
+def _prob_normalised_items(view: AuditView, base: str) -> np.ndarray:
+    pert = np.stack([s.mean_nll() for s in view.need_perturbed(base)], axis=1)
+    return normalised_probability(view.need(base).mean_nll(), pert)
+
+
+def _rouge_items(view: AuditView, base: str) -> np.ndarray:
+    ss = view.need(base)
+    if ss.generations is None:
+        raise KeyError(f"{base}_rouge needs greedy generations of the {base} set; audit with generate=True")
+    return rouge_l_scores(ss.answers, ss.generations, kind="recall", stem=True)
+
+
+def _truth_ratio_items(view: AuditView, base: str) -> np.ndarray:
+    r = truth_ratios(view, base)
+    return truth_ratio_closer_to_1(r) if base == "forget" else truth_ratio_true_better(r)
+
+
 def _make_prob(base: str, direction: str):
     def metric(view: AuditView, ref: AuditView | None = None) -> MetricResult:
-        return _result(f"{base}_prob", answer_probability(view.need(base).mean_nll()), direction)
+        return _result(f"{base}_prob", _prob_items(view, base), direction)
 
     metric.__doc__ = f"Mean answer probability exp(-mean NLL) on the {base} set."
     return metric
@@ -105,8 +179,7 @@ def _make_prob(base: str, direction: str):
 
 def _make_prob_normalised(base: str):
     def metric(view: AuditView, ref: AuditView | None = None) -> MetricResult:
-        pert = np.stack([s.mean_nll() for s in view.need_perturbed(base)], axis=1)
-        return _result(f"{base}_prob_normalised", normalised_probability(view.need(base).mean_nll(), pert), "higher")
+        return _result(f"{base}_prob_normalised", _prob_normalised_items(view, base), "higher")
 
     metric.__doc__ = f"P_true / (P_true + Σ P_perturbed) on the {base} set."
     return metric
@@ -114,11 +187,7 @@ def _make_prob_normalised(base: str):
 
 def _make_rouge(base: str, direction: str):
     def metric(view: AuditView, ref: AuditView | None = None) -> MetricResult:
-        ss = view.need(base)
-        if ss.generations is None:
-            raise KeyError(f"{base}_rouge needs greedy generations of the {base} set; audit with generate=True")
-        scores = rouge_l_scores(ss.answers, ss.generations, kind="recall", stem=True)
-        return _result(f"{base}_rouge", scores, direction)
+        return _result(f"{base}_rouge", _rouge_items(view, base), direction)
 
     metric.__doc__ = f"ROUGE-L recall (stemmed) of greedy generations vs gold answers on the {base} set (TOFU)."
     return metric
@@ -128,9 +197,8 @@ def _make_truth_ratio(base: str):
     forget = base == "forget"
 
     def metric(view: AuditView, ref: AuditView | None = None) -> MetricResult:
-        r = truth_ratios(view, base)
-        per = truth_ratio_closer_to_1(r) if forget else truth_ratio_true_better(r)
-        return _result(f"{base}_truth_ratio", per, "closer_to_reference" if forget else "higher",
+        direction = "closer_to_reference" if forget else "higher"
+        return _result(f"{base}_truth_ratio", _truth_ratio_items(view, base), direction,
                        {"aggregation": "mean min(R, 1/R)" if forget else "mean max(0, 1 - R)"})
 
     metric.__doc__ = f"Truth ratio on the {base} set ({'closer to 1' if forget else 'true better'} aggregation)."
@@ -146,7 +214,11 @@ for _base, _dir in (("forget", "lower"), ("retain", "higher"), ("world_facts", "
 
 @register("metric", "forget_quality", **TOFU)
 def forget_quality(view: AuditView, ref: AuditView | None = None) -> MetricResult:
-    """KS-test p-value of forget truth ratios vs the retain-only oracle's (1 = indistinguishable)."""
+    """KS-test p-value of forget truth ratios vs the retain-only oracle's (1 = indistinguishable).
+
+    CI: percentile bootstrap (200 draws, seed 0) over the forget items (:func:`forget_quality_ci`):
+    paired, the same item indices applied to model and oracle, when both have the same number of items
+    (scored, or logged for the same items); otherwise each side resampled independently."""
     if ref is None:
         raise MissingReferenceError("forget_quality compares forget truth ratios with the retain-only oracle's; "
                                     "pass the oracle (reference=...) to the audit")
@@ -154,32 +226,43 @@ def forget_quality(view: AuditView, ref: AuditView | None = None) -> MetricResul
     # An oracle read from logs (an OpenUnlearning TOFU_EVAL.json) carries its per-item truth ratios, not scores.
     logged = ref.extra.get(ORACLE_TRUTH_RATIOS)
     b = np.asarray(logged, dtype=np.float64) if logged is not None else truth_ratios(ref, "forget")
-    return MetricResult("forget_quality", ks_forget_quality(a, b), "higher", n=int(a.size), compared_to="oracle",
+    return MetricResult("forget_quality", ks_forget_quality(a, b), "higher", n=int(a.size),
+                        ci=forget_quality_ci(a, b), compared_to="oracle",
                         details={"truth_ratios": a.tolist(), "oracle_truth_ratios": b.tolist(),
                                  "oracle_from": "logs" if logged is not None else "scored"})
 
 
 # The nine TOFU utility statistics: (probability, ROUGE, truth ratio) on retain, real authors and
 # world facts. Retain uses the raw probability, the other two the normalised one.
-def _utility_parts(view: AuditView) -> tuple[dict[str, float], list[str]]:
-    parts, missing = {}, []
+def _utility_parts(view: AuditView) -> tuple[dict[str, float], list[str], dict[str, dict[str, np.ndarray]]]:
+    """``(parts, missing, items)``: each part's mean (the value its registered metric reports), the sets
+    the view lacks, and the per-item arrays ``{set: {part name: array}}`` (what :func:`model_utility_ci`
+    resamples)."""
+    parts, missing, items = {}, [], {}
     for base in UTILITY_SETS:
         if base not in view.sets:
             missing.append(base)
             continue
-        prob = _make_prob(base, "higher") if base == "retain" else _make_prob_normalised(base)
-        for fn in (prob, _make_rouge(base, "higher"), _make_truth_ratio(base)):
-            r = fn(view)
-            parts[r.name] = r.value
-    return parts, missing
+        prob = ((f"{base}_prob", _prob_items) if base == "retain"
+                else (f"{base}_prob_normalised", _prob_normalised_items))
+        items[base] = {}
+        for name, fn in (prob, (f"{base}_rouge", _rouge_items), (f"{base}_truth_ratio", _truth_ratio_items)):
+            per = np.asarray(fn(view, base), dtype=np.float64)
+            items[base][name] = per
+            parts[name] = float(per.mean())
+    return parts, missing, items
 
 
 @register("metric", "model_utility", **TOFU)
 def model_utility(view: AuditView, ref: AuditView | None = None) -> MetricResult:
     """Harmonic mean of the retain / real-author / world-fact probability, ROUGE and truth ratio
-    (TOFU's nine statistics; sets the task lacks are listed in details)."""
-    parts, missing = _utility_parts(view)
+    (TOFU's nine statistics; sets the task lacks are listed in details).
+
+    CI: percentile bootstrap (200 draws, seed 0) resampling each set's items independently, the three
+    statistics of one set sharing that set's indices; the nine means and their harmonic mean are
+    recomputed per draw (:func:`model_utility_ci`)."""
+    parts, missing, items = _utility_parts(view)
     if not parts:
         raise KeyError("model_utility needs at least one of the retain, real_authors, world_facts sets")
     return MetricResult("model_utility", harmonic_mean_utility(parts), "higher", n=len(parts),
-                        details={"parts": parts, "missing_sets": missing})
+                        ci=model_utility_ci(items), details={"parts": parts, "missing_sets": missing})

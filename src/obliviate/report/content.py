@@ -21,12 +21,22 @@ VISION_HEADLINE = ("unlearning_accuracy", "retain_accuracy", "test_accuracy", "m
 VISION_SHORT = {"unlearning_accuracy": "UA", "retain_accuracy": "RA", "test_accuracy": "TA",
                 "mia_efficacy": "MIA-Eff", "avg_gap": "Avg.Gap", "ulira_tpr_at_1pct_fpr": "U-LiRA TPR@1%FPR",
                 "ulira_auc": "U-LiRA AUC", "challenge_score": "Challenge", "relearn_time": "Relearn steps"}
+# Domain unlearning in a CLIP-style model (the ``domains`` bench; ADU, arXiv 2510.08132) and
+# image+text records (the ``multimodal`` bench; Forget-MI, arXiv 2506.23145): their own headlines.
+DOMAINS_HEADLINE = ("domain_h", "domain_mem", "domain_for", "domain_gap_to_oracle")
+MULTIMODAL_HEADLINE = ("forget_auc", "forget_f1", "test_auc", "test_f1", "mia_svc_logits", "mia_svc_entropy",
+                       "mia_svc_loss")
+SHORT = {"domain_h": "H", "domain_mem": "Mem", "domain_for": "For", "domain_gap_to_oracle": "Gap to oracle",
+         "forget_auc": "D_f AUC", "forget_f1": "D_f F1", "test_auc": "D_t AUC", "test_f1": "D_t F1",
+         "mia_svc_logits": "MIA logits", "mia_svc_entropy": "MIA entropy", "mia_svc_loss": "MIA loss"}
 # Knowledge measures whose recovery an attack is judged by (api.RECOVERY_METRICS).
 RECOVERY_METRICS = ("forget_prob", "forget_rouge", "verbmem_forget", "knowmem_forget", "wmdp_accuracy")
 
 # Metric families: the wide all-metrics table is split into one table per family (first match wins).
 FAMILIES: tuple[tuple[str, str], ...] = (
     ("Headline scores (TOFU)", r"^(forget_quality|model_utility)$"),
+    ("Domain unlearning: Mem / For / H and per-domain accuracy", r"^domain_|^acc_"),
+    ("Image+text records: macro AUC / F1 and SVC membership", r"^(forget|test)_(auc|f1)$|^mia_svc_"),
     ("Forget set", r"^forget_|^exact_memorization$|^extraction_strength$"),
     ("Retain set", r"^retain_"),
     ("Real authors / world facts (general knowledge)", r"^(real_authors|world_facts)_"),
@@ -48,11 +58,31 @@ def is_vision(report: Report) -> bool:
     return any("unlearning_accuracy" in e.metrics for e in report.models.values())
 
 
+def kind_of(report: Report) -> str:
+    """What the report's models are: "vision" (image classifiers: UA/RA/TA), "domains" (domain
+    unlearning: Mem/For/H), "multimodal" (image+text records: AUC/F1/SVC membership) or "text"."""
+    if is_vision(report):
+        return "vision"
+    have = {m for e in report.models.values() for m in e.metrics}
+    if report.task.get("benchmark") == "domains" or "domain_h" in have:
+        return "domains"
+    if report.task.get("benchmark") == "multimodal" or "forget_auc" in have:
+        return "multimodal"
+    return "text"
+
+
 def headline_metrics(report: Report) -> list[str]:
     """The headline columns: the vision table's, the public benchmark's own (TOFU, MUSE ...), or the
     built-in one; only metrics some model has or skipped."""
-    if is_vision(report):
+    kind = kind_of(report)
+    if kind == "vision":
         cols: tuple[str, ...] = VISION_HEADLINE
+    elif kind == "domains":  # H, Mem, For, then every domain's accuracy, then the gap to the oracle
+        accs = [f"acc_{d}" for d in report.task.get("domains", [])] or sorted(
+            {m for e in report.models.values() for m in e.metrics if m.startswith("acc_")})
+        cols = (*DOMAINS_HEADLINE[:3], *accs, DOMAINS_HEADLINE[3])
+    elif kind == "multimodal":
+        cols = MULTIMODAL_HEADLINE
     else:
         cols = TEXT_HEADLINE
         bench = str(report.task.get("benchmark", ""))
@@ -74,7 +104,14 @@ def direction(report: Report, metric: str) -> str:
 
 
 def header(report: Report, metric: str) -> str:
-    name = VISION_SHORT.get(metric, metric) if is_vision(report) else metric
+    kind = kind_of(report)
+    if kind == "vision":
+        name = VISION_SHORT.get(metric, metric)
+    elif kind in ("domains", "multimodal"):
+        forget = metric.startswith("acc_") and metric[4:] in report.task.get("forget_domains", [])
+        name = SHORT.get(metric, metric[4:] + (" (forget)" if forget else "") if metric.startswith("acc_") else metric)
+    else:
+        name = metric
     arrow = ARROWS.get(direction(report, metric), "")
     return f"{name} {arrow}".strip()
 

@@ -63,7 +63,7 @@ report lacks what the rule needs, and says what):</p><ul class="small">
 Change them with <code>obliviate report RUN --rule KEY=VALUE</code>.</p>
 {% else %}<p class="summary" id="verdict-summary">No unlearned model in this report to judge: it holds
 {{ roles }}. The verdict judges unlearned models against the oracle and the target.</p>{% endif %}
-{% if not has_oracle %}<p class="summary">Could not judge forgetting or privacy against the truth: this report has no
+{% if not has_oracle and r.kind != "run" %}<p class="summary">Could not judge forgetting or privacy against the truth: this report has no
 retain-only oracle (audit with <code>--reference ORACLE</code>), so forget quality and PrivLeak were not computed.</p>{% endif %}
 
 <h2 id="headline">Headline</h2>
@@ -157,6 +157,8 @@ def figures(report: Report, headline: list[str]) -> list[dict]:
              missing="the report has no per-example MIA scores (a forget and a held-out set are needed; image "
                      "benchmarks report MIA-Efficacy in the table)"),
     ]
+    if report.kind == "run":  # a run card has training curves only; the rest comes with an audit
+        return [f for f in out if f["id"] == "curves"]
     if content.recovery_rows(report):
         out.append(dict(id="attack-bars", title="Attacks: before and after", img=plots.attacks(report),
                         caption="Each model's forget knowledge before and after every attack; the label on each bar "
@@ -177,6 +179,12 @@ def _extra_tables(report: Report) -> list[tuple[str, dict]]:
                  for c in cols] for r in rows]
         out.append((key.replace("_", " ").capitalize(), {"cols": cols, "rows": cell}))
     return out
+
+
+def _over_seeds(report: Report) -> bool:
+    """Whether the report's values are means over several seeds (the domains / multimodal benches)."""
+    return any(len(r.get("per_seed") or []) > 1 for e in report.models.values() for r in e.metrics.values()
+               if isinstance(r, dict))
 
 
 def _pct(v: float | None) -> str:
@@ -209,7 +217,7 @@ def render_html(report: Report, rules: VerdictRules | None = None) -> str:
         roles=", ".join(f"{n} ({e.role})" for n, e in report.models.items()) or "no models",
         has_oracle=bool(report.reference) or any(e.role == "oracle" for e in report.models.values()),
         headline=headline, headline_rows=content.metric_rows(report, headline),
-        spread_note=("Values are means over seeds ± their std." if seeded or vision else
+        spread_note=("Values are means over seeds ± their std." if seeded or vision or _over_seeds(report) else
                      "Brackets: 95% bootstrap confidence intervals over examples."),
         scope=scope_note(report), figures=figures(report, headline),
         vision=vision, vision_rows=content.metric_rows(report, vision) if vision else [],

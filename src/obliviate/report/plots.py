@@ -44,9 +44,11 @@ def _finite(v: Any) -> bool:
 
 def tradeoff(report: Report) -> str | None:
     """Forgetting against utility, one point per model (per seed in a multi-seed bench): TOFU's forget
-    quality (log scale) vs model utility, MUSE's VerbMem vs KnowMem-retain, or UA vs TA for images."""
+    quality (log scale) vs model utility, MUSE's VerbMem vs KnowMem-retain, UA vs TA for images, For
+    vs Mem for domain unlearning, or the forget set's vs the test set's macro AUC for image+text records."""
     pairs = (("forget_quality", "model_utility", True), ("verbmem_forget", "knowmem_retain", False),
-             ("knowmem_forget", "knowmem_retain", False), ("unlearning_accuracy", "test_accuracy", False))
+             ("knowmem_forget", "knowmem_retain", False), ("unlearning_accuracy", "test_accuracy", False),
+             ("domain_for", "domain_mem", False), ("forget_auc", "test_auc", False))
     models = content.base_models(report)
     for x, y, logx in pairs:
         pts = [(n, e.role, e.metrics[x]["value"], e.metrics[y]["value"]) for n, e in models.items()

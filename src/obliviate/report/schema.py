@@ -20,7 +20,7 @@ from obliviate.errors import ObliviateError
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)  # schema 1 files lack provenance; they read with an empty one
 
-KINDS = ("audit", "bench", "demo")
+KINDS = ("audit", "bench", "demo", "run")  # "run": an unlearning run's card, before any audit
 ROLES = ("target", "oracle", "unlearned", "attacked")
 DIRECTIONS = ("higher", "lower", "closer_to_zero", "closer_to_reference")
 
@@ -95,7 +95,7 @@ class ModelEntry:
 class Report:
     """Results of an audit or a benchmark comparison (schema ``SCHEMA_VERSION``)."""
 
-    kind: str  # "audit" | "bench" | "demo"
+    kind: str  # "audit" | "bench" | "demo" | "run"
     task: dict[str, Any]
     reference: str | None = None
     models: dict[str, ModelEntry] = field(default_factory=dict)

@@ -529,7 +529,7 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
         return p
 
     if trackers:
-        accelerator.init_trackers("obliviate", config=tracking.hparams(spec.name, method_cfg, train_cfg))
+        accelerator.init_trackers(tracking.PROJECT, config=tracking.hparams(spec.name, method_cfg, train_cfg))
     model.train()
     if train_cfg.probe_every and start_step == 0:
         first = do_probe(0)
