@@ -3,7 +3,7 @@ memory on SmolLM2-135M and a tiny Llama.
 
 ``table``: the plan for benchmarks/configs/{llama-3.2-1b,llama-2-7b,llama-3-70b}.json, for GA (no
 reference model) and NPO (reference model), full fine-tuning and LoRA, on 1 process and on 8 with
-ZeRO-3, bfloat16, the training loop's micro-batch (8 x 256 tokens).
+ZeRO-3 or FSDP, bfloat16, the training loop's micro-batch (8 x 256 tokens).
 
 ``measure``: runs `run_unlearning` (GA and NPO, full and LoRA, float32, ``--steps`` steps, probes
 off) and measures the peak of torch's CPU allocations during the run with the profiler's memory
@@ -41,12 +41,13 @@ def table() -> None:
     for label, file in CONFIGS.items():
         for method in ("ga", "npo"):
             for lora in (False, True):
-                for n, sharding in ((1, "none"), (8, "zero3")):
+                for n, sharding in ((1, "none"), (8, "zero3"), (8, "fsdp")):
                     p = plan_memory(str(HERE / "configs" / file), method, lora=lora, num_processes=n,
                                     sharding=sharding)
                     other = p.ddp_buckets + p.gathered + p.transient
                     print(f"| {label} | {method} | {'LoRA r=8' if lora else 'full'} | "
-                          f"{'1' if n == 1 else '8 x ZeRO-3'} | {gib(p.weights)} | {gib(p.gradients)} | "
+                          f"{ {'none': '1', 'zero3': '8 x ZeRO-3', 'fsdp': '8 x FSDP'}[sharding]} | "
+                          f"{gib(p.weights)} | {gib(p.gradients)} | "
                           f"{gib(p.optimizer)} | {gib(p.reference)} | {gib(other)} | "
                           f"{gib(p.activations)} / {gib(p.activations_checkpointed)} | "
                           f"**{gib(p.total)}** / **{gib(p.total_checkpointed)}** |")

@@ -39,7 +39,9 @@ gathered working set: two decoder layers' weights (the one computing and the one
 one layer's unsharded gradients, 3·(per layer)·b, plus the parameters outside the decoder layers
 (embedding, final norm, output layer: the root unit), gathered whole. DeepSpeed (``zero2``,
 ``zero3``) with a 16-bit model keeps float32 master weights and float32 Adam moments: optimizer
-state 12·T/N instead of 2·T·b/N.
+state 12·T/N instead of 2·T·b/N. accelerate's FSDP2 (``fsdp``, with the shipped preset's bf16 mixed
+precision) upcasts the trained parameters of a 16-bit model to float32 in place and computes in
+16 bits: weights ((P-T)·b + 4·T)/N, gradients 4·T/N, moments 2·4·T/N.
 
 Activations: what autograd keeps from the forward pass for the backward pass, counted from the
 tensors transformers' Llama decoder (SDPA attention) saves, per forward pass that carries gradients
@@ -395,6 +397,10 @@ def plan_memory(model: str | Any, method: str, *, lora: bool = False, lora_r: Op
     moments = 2 if optimizer == "adamw" else 1
     if sharding in ("zero2", "zero3") and tb < 4:  # DeepSpeed: float32 master weights + float32 moments
         opt = (4 + 4 * moments) * T // n_proc
+    elif sharding == "fsdp" and tb < 4:  # accelerate's FSDP2: trained parameters upcast to float32 in place
+        weights = ((P - T) * b + 4 * T) // n_proc
+        gradients = 4 * T // n_proc
+        opt = moments * 4 * T // n_proc
     else:
         opt = moments * T * tb // (n_proc if shard_grads else 1)
     reference = 0 if (not ref or lora) else P * b // (n_proc if shard_params else 1)
@@ -411,9 +417,9 @@ def plan_memory(model: str | Any, method: str, *, lora: bool = False, lora_r: Op
     if spec.prepare is not None:
         notes.append(f"{method} runs a prepare hook (masks, saliency, frozen layers or noise); the plan counts every "
                      "parameter as trainable, an upper bound")
-    if shard_params:
-        notes.append("the training loop refuses FSDP and ZeRO-3 for now (README, Multi-GPU): this is what such a run "
-                     "would need")
+    if sharding == "zero3":
+        notes.append("the training loop refuses ZeRO-3 (README, Multi-GPU; shard with --fsdp instead): this is what "
+                     "such a run would need")
     if "retain_set (optional)" in info.needs or "retain_set (optional, alpha > 0)" in info.needs:
         notes.append("counts the optional retain stream; without retain data there is one forward pass fewer")
     if dtype != "float32" and not lora:

@@ -3,6 +3,12 @@
 Every case goes through the real CLI (`obliviate.cli.main`), in one launch so the processes start
 once: the unlearning runs of ``cases.json``, the audit of one saved model, and a run killed after a
 checkpoint and resumed under the same two processes. The main process records what each rank saw.
+
+``distributed_worker.py WORK fsdp`` runs the same cases sharded with FSDP2, launched with
+``--config_file presets/accelerate/fsdp.yaml``. accelerate makes an FSDP state only on an
+accelerator device (on a CPU it falls back to plain multi-process DDP and drops the plugin), so
+`_fsdp_on_cpu` builds the plugin from the launcher's environment (the preset's settings) and
+promotes accelerate's shared state to FSDP: the loop then runs real ``fully_shard`` over gloo.
 """
 
 from __future__ import annotations
@@ -23,14 +29,43 @@ def _cli(argv: list[str]) -> int:
     return 0
 
 
+def _fsdp_on_cpu() -> None:
+    """Give the training loop an FSDP accelerator on this CPU machine (see the module docstring)."""
+    import accelerate
+    from accelerate import FullyShardedDataParallelPlugin
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
+
+    import obliviate.train.loop as loop
+
+    assert os.environ.get("ACCELERATE_USE_FSDP") == "true", "launch with --config_file presets/accelerate/fsdp.yaml"
+
+    def make(*args, **kwargs):
+        plugin = FullyShardedDataParallelPlugin()  # from FSDP_* in the environment: the preset's settings
+        acc = accelerate.Accelerator(*args, fsdp_plugin=plugin, **kwargs)
+        PartialState().distributed_type = DistributedType.FSDP
+        acc.state.distributed_type = DistributedType.FSDP
+        acc.state.fsdp_plugin = plugin
+        return acc
+
+    loop.Accelerator = make
+
+
 def main() -> None:
     work = Path(sys.argv[1])
+    mode = sys.argv[2] if len(sys.argv) > 2 else "ddp"
     spec = json.loads((work / "cases.json").read_text())
     rank = int(os.environ.get("RANK", "0"))
+    out = work / ("two" if mode == "ddp" else "fsdp")
+    if mode == "fsdp":
+        _fsdp_on_cpu()
     codes = {}
     for name, argv in spec["unlearn"].items():
-        codes[name] = _cli(argv + ["--out", str(work / "two" / name)])
-    codes["audit"] = _cli(spec["audit"] + ["--out", str(work / "two" / "audit.json")])
+        codes[name] = _cli(argv + ["--out", str(out / name)])
+    if mode == "ddp":
+        codes["audit"] = _cli(spec["audit"] + ["--out", str(out / "audit.json")])
+    else:  # GRIN's gradient-mask hooks do not survive fully_shard: refused with exit code 2
+        codes["grin"] = _cli(spec["grin"] + ["--out", str(out / "grin")])
 
     # Kill-and-resume under 2 processes: both ranks stop after the step-2 checkpoint, then resume.
     import copy
@@ -53,7 +88,7 @@ def main() -> None:
             raise KeyboardInterrupt
         return npo.loss(c, m, batch, ctx)
 
-    cfg = TrainConfig(**spec["resume_train"], output_dir=str(work / "two" / "resume-ckpt"))
+    cfg = TrainConfig(**spec["resume_train"], output_dir=str(out / "resume-ckpt"))
     try:
         run_unlearning(copy.deepcopy(model), tok, task, MethodSpec("npo", npo.config_cls, loss=killed_at_2,
                                                                    streams=npo.streams),
@@ -64,11 +99,17 @@ def main() -> None:
     if rank == 0:
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in resumed.state_dict().items()}, str(work / "two" / "resumed.safetensors"))
-        (work / "two" / "resume-log.json").write_text(json.dumps({"resumed_from": log.resumed_from,
-                                                                  "history": log.history}))
-    (work / "two" / f"codes-{rank}.json").write_text(json.dumps({"codes": codes, "world": os.environ.get("WORLD_SIZE"),
-                                                                 "threads": torch.get_num_threads()}))
+        save_file({k: v.contiguous() for k, v in resumed.state_dict().items()}, str(out / "resumed.safetensors"))
+        (out / "resume-log.json").write_text(json.dumps({"resumed_from": log.resumed_from, "history": log.history}))
+    (out / f"codes-{rank}.json").write_text(json.dumps({"codes": codes, "world": os.environ.get("WORLD_SIZE"),
+                                                        "threads": torch.get_num_threads(),
+                                                        "distributed": str(_distributed_type())}))
+
+
+def _distributed_type():
+    from accelerate.state import PartialState
+
+    return PartialState().distributed_type if PartialState._shared_state else None
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from obliviate.presets import accelerate_config, list_presets
 def test_each_accelerate_preset_loads_through_accelerates_config_parser(name, kind):
     cfg = load_config_from_file(str(accelerate_config(name)))
     assert cfg.distributed_type.value == kind and cfg.num_processes == 2 and cfg.mixed_precision == "bf16"
-    if name == "fsdp":
-        assert cfg.fsdp_config["fsdp_sharding_strategy"] == "FULL_SHARD"
+    if name == "fsdp":  # FSDP2 (the loop refuses version 1), full shard, one unit per decoder layer
+        assert cfg.fsdp_config["fsdp_version"] == 2 and cfg.fsdp_config["fsdp_reshard_after_forward"] is True
         assert cfg.fsdp_config["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
         assert cfg.fsdp_config["fsdp_transformer_layer_cls_to_wrap"] == "LlamaDecoderLayer"
     if name.startswith("deepspeed"):

@@ -1,9 +1,11 @@
 """Process-count invariance: a run on 2 processes (accelerate launch, gloo on CPU) equals the run on
 1 process with twice the gradient accumulation, step by step; outputs are written once; the audit
-is the 1-process audit; a run killed after a checkpoint resumes under the same 2 processes.
+is the 1-process audit; a run killed after a checkpoint resumes under the same 2 processes. The same
+holds sharded with FSDP2 (launched with presets/accelerate/fsdp.yaml): weights, gradients,
+optimizer state and the reference model in shards, checkpoints and the saved model gathered whole.
 
-One launch runs every 2-process case (tests/train/distributed_worker.py, through the real CLI);
-the 1-process runs go through the same CLI in this process.
+One launch runs every 2-process case (tests/train/distributed_worker.py, through the real CLI), a
+second one the FSDP cases; the 1-process runs go through the same CLI in this process.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def runs(tmp_path_factory, _tiny_model_master, tiny_tokenizer, tiny_task):
              "--retain", str(files["retain"]), "--max_new_tokens", "4"]
     two = {name: ["unlearn", *m, *common, *_train_args(BASE + t + [f"grad_accum={a}"])]
            for name, (m, t, a) in CASES.items()}
-    (work / "cases.json").write_text(json.dumps({"unlearn": two, "audit": audit, "model": str(model_dir),
+    grin = ["unlearn", "--method", "grin", *common, *_train_args(["max_steps=1", "batch_size=2", "progress=false"])]
+    (work / "cases.json").write_text(json.dumps({"unlearn": two, "audit": audit, "grin": grin, "model": str(model_dir),
                                                  "forget": str(files["forget"]), "retain": str(files["retain"]),
                                                  "resume_train": RESUME_TRAIN}))
     for name, (m, t, a) in CASES.items():  # 1 process, twice the accumulation
@@ -71,16 +74,30 @@ def runs(tmp_path_factory, _tiny_model_master, tiny_tokenizer, tiny_task):
               "--out", str(work / "one" / name)])
     main(audit + ["--out", str(work / "one" / "audit.json")])
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     # --multi_gpu is accelerate's multi-process launcher (torchrun); on a machine without CUDA it
     # starts gloo CPU processes. (`--cpu --num_processes 2` would start one process.)
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+    _launch(work, ["--multi_gpu"], "ddp")
+    return work
+
+
+def _launch(work: Path, how: list[str], mode: str) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *how, "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(_free_port()), str(Path(__file__).parent / "distributed_worker.py"), str(work)]
+           "--main_process_port", str(_free_port()), str(Path(__file__).parent / "distributed_worker.py"), str(work),
+           mode]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return work
+
+
+@pytest.fixture(scope="module")
+def fsdp_runs(runs):
+    """The same cases, launched as a GPU user would with the shipped FSDP preset (precision no: gloo on CPU)."""
+    from obliviate.presets import accelerate_config
+
+    _launch(runs, ["--config_file", str(accelerate_config("fsdp"))], "fsdp")
+    return runs
 
 
 def _run(work: Path, n: str, name: str) -> tuple[dict, dict]:
@@ -90,8 +107,34 @@ def _run(work: Path, n: str, name: str) -> tuple[dict, dict]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_two_processes_equal_one_with_twice_the_accumulation(runs, name):
+    _same_run(runs, "two", name)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_two_fsdp_processes_equal_one_with_twice_the_accumulation(fsdp_runs, name):
+    one, fsdp = _same_run(fsdp_runs, "fsdp", name)
+    # Sharded: the main process held about half of the weights (and of the reference model), not all
+    assert fsdp["log"]["sharding"] == "fsdp" and one["log"]["sharding"] == "none"
+    assert 0.4 < fsdp["log"]["params_per_process"] / one["log"]["params_per_process"] < 0.6, (fsdp["log"], one["log"])
+
+
+def test_fsdp_shards_writes_once_and_refuses_gradient_hooks(fsdp_runs):
+    for rank in (0, 1):
+        rec = json.loads((fsdp_runs / "fsdp" / f"codes-{rank}.json").read_text())
+        assert rec["distributed"] == "DistributedType.FSDP" and rec["world"] == "2", rec
+        assert rec["codes"] == {**{n: 0 for n in CASES}, "grin": 2}, rec
+    assert not (fsdp_runs / "fsdp" / "grin").exists()
+    original = load_file(str(fsdp_runs / "model" / "model.safetensors"))
+    for name in CASES:  # whole tensors in the model's dtype, written by the main process only
+        _, w = _run(fsdp_runs, "fsdp", name)
+        assert {k: (v.shape, v.dtype) for k, v in w.items()} == {k: (v.shape, v.dtype) for k, v in original.items()}
+        assert sorted(p.name for p in (fsdp_runs / "fsdp").glob(f".{name}*")) == []
+
+
+def _same_run(runs: Path, where: str, name: str) -> tuple[dict, dict]:
+    """The 1-process run and the 2-process run ``where`` of ``name``: the same losses and weights."""
     one, w1 = _run(runs, "one", name)
-    two, w2 = _run(runs, "two", name)
+    two, w2 = _run(runs, where, name)
     assert one["log"]["num_processes"] == 1 and two["log"]["num_processes"] == 2
     h1, h2 = one["log"]["history"], two["log"]["history"]
     assert len(h1) == len(h2) == one["log"]["total_steps"] == two["log"]["total_steps"] >= 2
@@ -106,6 +149,7 @@ def test_two_processes_equal_one_with_twice_the_accumulation(runs, name):
     assert diff < 1e-5, f"{name}: weights differ by {diff}"
     # Trained at all (a run that did nothing would match trivially)
     assert any(not torch.equal(w1[k], load_file(str(runs / "model" / "model.safetensors"))[k]) for k in w1)
+    return one, two
 
 
 def test_outputs_are_written_once_and_every_rank_succeeds(runs):
@@ -141,14 +185,16 @@ def test_the_two_process_audit_is_the_one_process_audit(runs):
             assert v == a2[k], k
 
 
-def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(runs, _tiny_model_master, tiny_tokenizer,
+@pytest.mark.parametrize("where", ["two", "fsdp"])
+def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(where, request, _tiny_model_master, tiny_tokenizer,
                                                                    tiny_task):
     import copy
 
     from obliviate import registry
     from obliviate.train.loop import TrainConfig, run_unlearning
 
-    rec = json.loads((runs / "two" / "resume-log.json").read_text())
+    runs = request.getfixturevalue("runs" if where == "two" else "fsdp_runs")
+    rec = json.loads((runs / where / "resume-log.json").read_text())
     assert rec["resumed_from"] == 2
     npo = registry.get("method", "npo").obj
     cfg = TrainConfig(**{**RESUME_TRAIN, "grad_accum": 2, "checkpoint_every": 0})
@@ -156,6 +202,27 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(runs, _tiny_m
                                cfg, needs_reference=True)
     for r1, r2 in zip(log.history, rec["history"]):
         assert math.isclose(r1["loss"], r2["loss"], rel_tol=1e-5), (r1, r2)
-    resumed = load_file(str(runs / "two" / "resumed.safetensors"))
+    resumed = load_file(str(runs / where / "resumed.safetensors"))
     diff = max(float((v - resumed[k]).abs().max()) for k, v in full.state_dict().items())
     assert diff < 1e-5
+
+
+@pytest.mark.parametrize("kind, extra, match", [
+    ("FSDP", {"fsdp_plugin": type("P", (), {"fsdp_version": 1})()}, "FSDP version 1"),
+    ("DEEPSPEED", {"deepspeed_plugin": type("P", (), {"zero_stage": 3})()}, "ZeRO-3"),
+])
+def test_unsupported_sharding_is_refused_before_any_work(kind, extra, match, monkeypatch):
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from obliviate.config import ConfigError
+    from obliviate.train import loop
+
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())  # "deepspeed is installed"
+    acc = SimpleNamespace(distributed_type=DistributedType[kind], state=SimpleNamespace(**extra))
+    with pytest.raises(ConfigError, match=match):
+        loop._check_distributed_type(acc)
+    acc.state = SimpleNamespace(fsdp_plugin=SimpleNamespace(fsdp_version=2), deepspeed_plugin=SimpleNamespace(
+        zero_stage=2))
+    loop._check_distributed_type(acc)  # FSDP2 and ZeRO-2 go through

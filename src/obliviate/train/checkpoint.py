@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -83,12 +83,15 @@ def fingerprint_differences(old: dict, new: dict) -> list[str]:
     return out
 
 
-def save_checkpoint(out_dir: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, step: int, extra: dict | None = None,
-                    snapshots: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+def save_checkpoint(out_dir: str | os.PathLike, model: torch.nn.Module | None,
+                    optimizer: torch.optim.Optimizer | None, scheduler: Any, step: int, extra: dict | None = None,
+                    snapshots: dict[str, dict[str, torch.Tensor]] | None = None,
+                    weights: dict[str, torch.Tensor] | None = None, optimizer_state: dict | None = None) -> Path:
     """Write ``out_dir/checkpoint`` atomically (temp dir + rename): trainable weights, optimiser,
     scheduler, RNG states, the step and ``extra`` (strict JSON: history, guards, fingerprint), plus
-    named weight ``snapshots`` (the guards' last good and best weights) as safetensors."""
+    named weight ``snapshots`` (the guards' last good and best weights) as safetensors. ``weights``
+    and ``optimizer_state``, when given, are written instead of reading ``model`` and ``optimizer``
+    (a sharded run gathers them first, `obliviate.train.distributed.full_state`)."""
     from obliviate.outputs import apply_umask, swap_into_place
     from obliviate.report.schema import dumps_strict
 
@@ -96,11 +99,12 @@ def save_checkpoint(out_dir: str | os.PathLike, model: torch.nn.Module, optimize
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".ckpt.", dir=out))
     try:
-        save_file(_trainable_state(model), str(tmp / "trainable.safetensors"))
+        save_file(weights if weights is not None else _trainable_state(model), str(tmp / "trainable.safetensors"))
         for name, state in (snapshots or {}).items():
             save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / f"snapshot-{name}.safetensors"))
         # Batches come from a plan fixed by the seed, so the torch RNG (dropout) is the only state left.
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
+        opt = optimizer_state if optimizer_state is not None else optimizer.state_dict()
+        torch.save({"optimizer": opt, "scheduler": scheduler.state_dict() if scheduler else None,
                     "torch_rng": torch.get_rng_state()}, tmp / "state.pt")
         (tmp / "meta.json").write_text(dumps_strict({"step": step, **(extra or {})}), encoding="utf-8")
         apply_umask(tmp)
@@ -139,11 +143,14 @@ def check_fingerprint(out_dir: str | os.PathLike, meta: dict, fingerprint: dict)
 
 
 def load_checkpoint(out_dir: str | os.PathLike, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, fingerprint: dict | None = None) -> dict | None:
+                    scheduler: Any, fingerprint: dict | None = None,
+                    apply: Callable[[dict, dict], None] | None = None) -> dict | None:
     """Restore the checkpoint in ``out_dir`` if there is one; returns its metadata (with ``step``).
 
     With ``fingerprint``, a checkpoint of a different run is refused (`ResumeError`) before anything
-    is restored."""
+    is restored. ``apply(weights, optimizer_state)`` puts the weights and optimizer state in place
+    (default: ``load_state_dict`` of each; a sharded run gives
+    `obliviate.train.distributed.load_full_state`)."""
     meta = read_checkpoint_meta(out_dir)
     if meta is None:
         return None
@@ -155,10 +162,13 @@ def load_checkpoint(out_dir: str | os.PathLike, model: torch.nn.Module, optimize
     if missing:
         raise ResumeError(f"{ckpt}: checkpoint has weights the model lacks ({sorted(missing)[:3]} ...); "
                           "it was written by a different model or LoRA setting — use a new output directory.")
-    model.load_state_dict(weights, strict=False)
     # weights_only=True: the state file holds tensors, numbers and lists only.
     state = torch.load(ckpt / "state.pt", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
+    if apply is not None:
+        apply(weights, state["optimizer"])
+    else:
+        model.load_state_dict(weights, strict=False)
+        optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])

@@ -22,6 +22,17 @@ processes with gradient accumulation A is the run on one process with accumulati
 - Checkpoints and outputs are written by the main process only, after every rank has finished the
   step (`wait_for_everyone`).
 
+With FSDP (version 2, ``fully_shard``; ``presets/accelerate/fsdp.yaml``) each process holds a shard
+of every weight, gradient and optimizer state, and of the frozen reference model, which is sharded
+the same way (`place_reference`). What needs whole weights gathers them collectively, every rank
+taking part: checkpoints (`full_state`, `full_optimizer_state`: the main process writes whole
+tensors, the same files as a 1-process run, optimizer state keyed by parameter name) and the
+returned model (`gather_model`: the main process gets a plain, unsharded model on the CPU, built on
+a skeleton taken before sharding, in the model's own dtype; the other processes get the skeleton,
+on the meta device). The guards' in-memory snapshots stay sharded (each rank keeps its shard).
+Methods that hook parameter gradients in ``prepare`` (GRIN's masks) are refused: ``fully_shard``
+replaces the parameters the hooks sit on. DeepSpeed ZeRO-3 is refused (not exercised here).
+
 The audit runs on the main process alone; the other processes return at once (`is_main_process`):
 its report is the 1-process report.
 
@@ -150,7 +161,13 @@ def any_rank(accelerator: Any, flag: bool) -> bool:
 
 def place_reference(accelerator: Any, reference: torch.nn.Module) -> torch.nn.Module:
     """Put the frozen reference model on this process's device, without a DDP wrapper (it is never
-    trained, so it has no gradients to synchronise) and without optimizer state."""
+    trained, so it has no gradients to synchronise) and without optimizer state. Under FSDP it is
+    sharded like the trained model (one unit per decoder layer), so it costs 1/N of its size per
+    process; its forward gathers each layer in turn."""
+    if is_sharded(accelerator):
+        from accelerate.utils.fsdp_utils import fsdp2_prepare_model
+
+        return fsdp2_prepare_model(accelerator, reference).eval()
     return accelerator.prepare_model(reference, evaluation_mode=True).eval()
 
 
@@ -191,3 +208,121 @@ def sync_prepared(accelerator: Any, model: torch.nn.Module, groups: list[dict] |
         which = "trainable parameters" if any(s[0] != seen[0][0] for s in seen) else "optimizer groups"
         raise RuntimeError(f"the method's prepare hook gave different {which} on different processes; a prepare "
                            "hook must be deterministic (seeded) so every process trains the same parameters")
+
+
+# ---- FSDP (fully_shard) ------------------------------------------------------------------------
+def is_sharded(accelerator: Any) -> bool:
+    """Whether the prepared model's parameters are sharded over the processes (FSDP)."""
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type == DistributedType.FSDP
+
+
+def local_numel(model: torch.nn.Module) -> int:
+    """Parameter elements this process holds: its shards under FSDP, every parameter otherwise."""
+    from torch.distributed.tensor import DTensor
+
+    return sum((p.to_local() if isinstance(p, DTensor) else p).numel() for p in model.parameters())
+
+
+def skeleton(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` whose parameters are on the meta device (no memory; buffers are copied,
+    they are small and partly not in the state dict): the plain model `gather_model` fills after a
+    sharded run. Tied parameters stay tied."""
+    import copy
+
+    memo = {id(p): torch.nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+            for p in model.parameters()}
+    return copy.deepcopy(model, memo)
+
+
+def _full_options():
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    # Whole tensors, gathered to the main process's CPU (the others get an empty dict).
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def full_state(accelerator: Any, model: torch.nn.Module, names: set[str] | None = None) -> dict[str, torch.Tensor]:
+    """The model's state as whole tensors on the CPU (restricted to ``names`` if given). Sharded:
+    a collective, every rank calls it; the main process gets the tensors, the others ``{}``."""
+    if not is_sharded(accelerator):
+        sd = model.state_dict()
+        return {k: v.detach().cpu().contiguous() for k, v in sd.items() if names is None or k in names}
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+    sd = get_model_state_dict(model, options=_full_options())
+    return {k: v.contiguous() for k, v in sd.items() if names is None or k in names}
+
+
+def full_optimizer_state(accelerator: Any, model: torch.nn.Module, optimizer: Any) -> dict:
+    """The optimizer's state for a checkpoint: ``optimizer.state_dict()``, or sharded (a collective)
+    the whole state keyed by parameter name, on the main process."""
+    if not is_sharded(accelerator):
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer, options=_full_options())
+
+
+def load_full_state(accelerator: Any, model: torch.nn.Module, optimizer: Any, weights: dict[str, torch.Tensor],
+                    optimizer_state: dict | None) -> None:
+    """Put whole-tensor weights (and optimizer state) from a checkpoint into the prepared model: each
+    process keeps its shard when sharded. Every rank reads the same files and calls this."""
+    if not is_sharded(accelerator):
+        accelerator.unwrap_model(model).load_state_dict(weights, strict=False)  # DDP's wrapper prefixes "module."
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+        return
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                         set_optimizer_state_dict)
+
+    opts = StateDictOptions(full_state_dict=True, strict=False)
+    set_model_state_dict(model, weights, options=opts)
+    if optimizer_state is not None:
+        set_optimizer_state_dict(model, optimizer, optimizer_state, options=StateDictOptions(full_state_dict=True))
+
+
+def gather_snapshots(accelerator: Any, snapshots: dict[str, dict[str, torch.Tensor]]) -> dict[str, dict]:
+    """Whole tensors of the guards' sharded snapshots for a checkpoint (a collective when sharded)."""
+    if not is_sharded(accelerator):
+        return snapshots
+    from torch.distributed.tensor import DTensor
+
+    out = {}
+    for name in sorted(snapshots):
+        out[name] = {k: (v.full_tensor() if isinstance(v, DTensor) else v).cpu().contiguous()
+                     for k, v in sorted(snapshots[name].items())}
+    return out if accelerator.is_main_process else {}
+
+
+def shard_like(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Whole tensors (a snapshot read from a checkpoint) laid out as the model's sharded parameters,
+    each process slicing its own shard (no communication); unchanged when the model is not sharded."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    current = model.state_dict()
+    out = {}
+    for k, v in state.items():
+        ref = current.get(k)
+        if isinstance(ref, DTensor) and not isinstance(v, DTensor):
+            v = distribute_tensor(v.to(device=ref.device, dtype=ref.dtype), ref.device_mesh, ref.placements,
+                                  src_data_rank=None)
+        out[k] = v
+    return out
+
+
+def gather_model(accelerator: Any, model: torch.nn.Module, plain: torch.nn.Module) -> torch.nn.Module:
+    """The trained weights of the sharded ``model`` in ``plain`` (its `skeleton`), in the skeleton's
+    dtypes, on the main process's CPU; a collective. The other processes get ``plain`` as it is (on
+    the meta device): only the main process writes outputs."""
+    full = full_state(accelerator, model)
+    if accelerator.is_main_process:
+        dtypes = {k: v.dtype for k, v in plain.state_dict().items()}
+        plain.load_state_dict({k: v.to(dtypes.get(k, v.dtype)) for k, v in full.items()}, strict=False, assign=True)
+        if hasattr(plain, "tie_weights"):
+            plain.tie_weights()  # assign=True loads tied keys as separate tensors
+        left = [n for n, p in plain.named_parameters() if p.is_meta]
+        if left:
+            raise RuntimeError(f"gathering the sharded model left {len(left)} parameters unfilled ({left[:3]})")
+    return plain

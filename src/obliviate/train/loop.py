@@ -5,9 +5,11 @@ Built on `accelerate` (device placement, gradient accumulation, several processe
 safetensors checkpoints, resume after an interrupt and guard rails (NaN/inf stop, retain
 collapse detection, best-checkpoint selection by a declared rule).
 
-Under N processes (DDP) the run equals the 1-process run with N times the gradient accumulation:
-the same seeded micro-batch plan, sharded by rank, gradients averaged, logged values and guard
-decisions global, outputs written by the main process (see `obliviate.train.distributed`).
+Under N processes (DDP, or FSDP2 with weights, gradients, optimizer state and the reference model
+sharded) the run equals the 1-process run with N times the gradient accumulation: the same seeded
+micro-batch plan, sharded by rank, gradients averaged, logged values and guard decisions global,
+checkpoints and outputs gathered whole and written by the main process (see
+`obliviate.train.distributed`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from obliviate.data.formatting import Encoded, PromptFormat, collate, encode_pai
 from obliviate.data.task import ForgetTask, QAItem
 from obliviate.data.refusals import REFUSALS
 from obliviate.methods import losses
-from obliviate.methods.base import MethodSpec, StepContext, remove_gradient_masks
+from obliviate.methods.base import MethodSpec, StepContext, gradient_masks, remove_gradient_masks
 from obliviate.train import checkpoint as ckpt
 from obliviate.train import distributed as dist
 from obliviate.train import tracking
@@ -136,6 +138,10 @@ class RunLog:
     seconds: float = 0.0
     notices: list[str] = field(default_factory=list)  # settings the run changed or ignored, and why
     num_processes: int = 1  # processes the run was sharded over (accelerate launch / torchrun)
+    sharding: str = "none"  # "fsdp" when weights, gradients and optimizer state were sharded (FSDP2)
+    # Parameter elements the main process held while training (trained model and reference): the
+    # whole count without sharding, about 1/N of it with FSDP over N processes.
+    params_per_process: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -254,15 +260,17 @@ def _check_distributed_type(accelerator: Accelerator) -> None:
         if importlib.util.find_spec("deepspeed") is None:
             raise ImportError("this run was launched with a DeepSpeed config, but DeepSpeed is not installed; it is an "
                               "optional extra: pip install 'obliviate[deepspeed]' (or launch with presets/accelerate/ddp.yaml)")
-    sharded = kind == DistributedType.FSDP or (kind == DistributedType.DEEPSPEED
-                                               and accelerator.state.deepspeed_plugin.zero_stage == 3)
-    if sharded:
-        # The guards' snapshots, the checkpoints and the returned model read whole weights on each
-        # process; with parameters sharded that needs gathering the loop does not do yet.
-        raise ConfigError("this run was launched with parameters sharded over processes (FSDP, or DeepSpeed ZeRO-3), "
-                          "which obliviate's training loop does not support yet; launch with "
-                          "presets/accelerate/ddp.yaml or deepspeed_zero2.yaml (each process holds the whole model), "
-                          "or train with --train lora=true to fit a larger model")
+    if kind == DistributedType.FSDP and getattr(accelerator.state.fsdp_plugin, "fsdp_version", 1) != 2:
+        # The loop gathers and loads whole weights through torch.distributed.checkpoint's FSDP2 API.
+        raise ConfigError("this run was launched with FSDP version 1; obliviate's training loop shards with FSDP "
+                          "version 2 (fully_shard): set fsdp_version: 2 in the accelerate config (as "
+                          "presets/accelerate/fsdp.yaml does), or launch with presets/accelerate/ddp.yaml")
+    if kind == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3:
+        # ZeRO-3 shards the parameters behind DeepSpeed's own engine; gathering them for the guards,
+        # checkpoints and the returned model is not written (and could not be run here).
+        raise ConfigError("this run was launched with DeepSpeed ZeRO-3, which obliviate's training loop does not "
+                          "support; shard the weights with FSDP (presets/accelerate/fsdp.yaml), or launch with "
+                          "deepspeed_zero2.yaml or ddp.yaml")
 
 
 def _progress(enabled: bool):
@@ -366,7 +374,7 @@ def _restore_run_state(meta: dict, log: RunLog, guard: CollapseGuard | None, ini
             return initial
         if ref["source"] == "current":
             return current
-        return Snapshot(int(ref["step"]), ckpt.load_snapshot(out_dir, ref["source"]))
+        return Snapshot(int(ref["step"]), dist.shard_like(model, ckpt.load_snapshot(out_dir, ref["source"])))
 
     good = snap(state["good"]) if state.get("good") else current
     b = state.get("best")
@@ -465,6 +473,13 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
         notices.append(launch)
 
     groups = spec.prepare(method_cfg, model, task, tokenizer, fmt) if spec.prepare is not None else None
+    sharded = dist.is_sharded(accelerator)
+    if sharded and gradient_masks(model):
+        from obliviate.config import ConfigError
+
+        raise ConfigError(f"method {spec.name!r} masks parameter gradients with hooks, which FSDP's fully_shard "
+                          "replaces; run it with presets/accelerate/ddp.yaml (or deepspeed_zero2.yaml), or with "
+                          "--train lora=true")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"method {spec.name!r} left no trainable parameters")
@@ -479,6 +494,8 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     else:
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
     dist.configure_deepspeed(accelerator, train_cfg.batch_size, train_cfg.grad_accum, train_cfg.max_grad_norm)
+    # Sharded: the plain model the run returns, built before fully_shard replaces the parameters.
+    plain = dist.skeleton(model) if sharded else None
     model, optimizer = accelerator.prepare(model, optimizer)
     dist.sync_prepared(accelerator, accelerator.unwrap_model(model), groups)
     if reference is not None and not train_cfg.lora:
@@ -491,7 +508,10 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
 
     probe = {s: to_dev(collate(streams[s][: train_cfg.probe_size], pad)) if streams.get(s) else None
              for s in ("forget", "retain")}
-    log = RunLog(method=spec.name, total_steps=total, notices=notices, num_processes=world)
+    log = RunLog(method=spec.name, total_steps=total, notices=notices, num_processes=world,
+                 sharding="fsdp" if sharded else "none",
+                 params_per_process=dist.local_numel(model) + (dist.local_numel(reference) if reference is not None
+                                                               and not train_cfg.lora else 0))
     # The collapse guard watches the retain NLL: without retain data it has nothing to watch (notice above).
     guard = CollapseGuard(train_cfg.collapse_factor) if train_cfg.collapse_factor > 0 and probe["retain"] is not None \
         else None
@@ -506,8 +526,11 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
         fingerprint = ckpt.run_fingerprint(spec.name, method_cfg, train_cfg, ckpt.data_digest(streams), start_digest)
         if world > 1:  # the step count and the batch of a step depend on it (absent for 1 process: older checkpoints)
             fingerprint["train_config"]["num_processes"] = world
+        if sharded:  # its optimizer state is keyed by parameter name
+            fingerprint["train_config"]["sharding"] = "fsdp"
         meta = ckpt.load_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer, scheduler,
-                                    fingerprint=fingerprint)
+                                    fingerprint=fingerprint,
+                                    apply=lambda w, o: dist.load_full_state(accelerator, model, optimizer, w, o))
         if meta is not None:
             start_step = log.resumed_from = int(meta["step"])
             good, best = _restore_run_state(meta, log, guard, good, accelerator.unwrap_model(model),
@@ -593,12 +616,19 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
                                 best = (s, good)
                 if train_cfg.output_dir and train_cfg.checkpoint_every and (step + 1) % train_cfg.checkpoint_every == 0:
                     accelerator.wait_for_everyone()
+                    state, snapshots = _run_state(step + 1, log, guard, good, initial, best)
+                    # Sharded, every rank takes part in gathering whole tensors; the main process writes.
+                    weights = opt_state = None
+                    if sharded:
+                        weights = dist.full_state(accelerator, model, {n for n, q in model.named_parameters()
+                                                                       if q.requires_grad})
+                        opt_state = dist.full_optimizer_state(accelerator, model, optimizer)
+                    snapshots = dist.gather_snapshots(accelerator, snapshots)
                     if accelerator.is_main_process:
-                        state, snapshots = _run_state(step + 1, log, guard, good, initial, best)
                         ckpt.save_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer,
                                              scheduler, step + 1, {"history": log.history, "fingerprint": fingerprint,
                                                                    "run_state": state, "method_state": ctx.state},
-                                             snapshots=snapshots)
+                                             snapshots=snapshots, weights=weights, optimizer_state=opt_state)
         except TrainingStopped as e:
             good.restore(accelerator.unwrap_model(model))
             log.stopped = str(e)
@@ -609,7 +639,8 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     accelerator.wait_for_everyone()  # every rank has finished before anyone returns (and writes) the model
     if trackers:
         accelerator.end_training()
-    model = accelerator.unwrap_model(model)
+    # Sharded: the whole trained weights go into the plain model on the main process (a collective).
+    model = dist.gather_model(accelerator, model, plain) if sharded else accelerator.unwrap_model(model)
     model.eval()
     remove_gradient_masks(model)
     if not train_cfg.lora:  # a prepare hook may have frozen parameters for the run only
