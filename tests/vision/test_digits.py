@@ -194,3 +194,27 @@ def test_bench_digits_resumes_finished_methods(cache, noop_method, tmp_path, mon
     other = db.bench_digits([noop_method], scenario="random10", seeds=(0,), ulira_shadows=0, challenge_models=0,
                             out=str(out))
     assert "ulira_auc" not in other.models[noop_method].metrics
+
+
+def _nan_run(cfg, model, task, ctx):
+    """Test-only method that diverges: every weight NaN."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(float("nan"))
+    return model
+
+
+def test_a_diverged_method_is_skipped_with_the_reason_and_the_others_are_audited(cache, noop_method):
+    """NaN logits would crash the MIA's SVC and lose every other row: the bench records why instead."""
+    from obliviate.benchmarks.digits_bench import bench_digits
+    from obliviate.methods.vision.base import vision_method
+
+    vision_method("_test_nan", config=_NoopConfig, paper="(test only)")(_nan_run)
+    try:
+        rep = bench_digits([noop_method, "_test_nan"], scenario="random10", seeds=(0,), ulira_shadows=0,
+                           challenge_models=0)
+    finally:
+        registry._REGISTRY["method"].pop("_test_nan", None)
+    bad = rep.models["_test_nan"]
+    assert not bad.metrics and "outputs are not finite" in bad.skipped["run"] and "diverged" in bad.skipped["run"]
+    assert rep.value(noop_method, "unlearning_accuracy") == pytest.approx(rep.value("original", "unlearning_accuracy"))

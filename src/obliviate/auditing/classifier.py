@@ -127,6 +127,18 @@ def call_unlearn(fn: Callable[..., nn.Module], model: nn.Module, task: Any, seed
     return (out if out is not None else model).eval()
 
 
+def non_finite_outputs(model: nn.Module, task: Any) -> str | None:
+    """Why ``model`` cannot be audited when its logits on the forget, retain or test set hold NaN or
+    inf (a method that diverged); None when they are all finite."""
+    for name in ("forget_set", "retain_set", "test_set"):
+        logits, _ = predict_logits(model, getattr(task, name))
+        bad = int((~np.isfinite(logits)).any(axis=1).sum())
+        if bad:
+            return (f"the unlearned model's outputs are not finite on {bad} of {len(logits)} {name.replace('_', ' ')} "
+                    "examples (the method diverged); lower its learning rate or step count")
+    return None
+
+
 def subtask(task: Any, forget: Dataset, retain: Dataset) -> ClassificationTask:
     """``task`` with another forget / retain split (a shadow model's unlearning request)."""
     return ClassificationTask(name=f"{task.name}/shadow", forget_set=forget, retain_set=retain, test_set=task.test_set,

@@ -173,6 +173,11 @@ def bench_digits(methods: Sequence[str] | str = "all", scenario: str = "random10
                     ckpt.save(seed, row, {}, None, skipped[row])
                     continue
                 seconds.setdefault(row, []).append(time.perf_counter() - t0)
+                diverged = cm.non_finite_outputs(model, task)
+                if diverged:  # NaN logits would crash the MIA's SVC and sink every other row's results
+                    skipped.setdefault(row, {})["run"] = diverged
+                    ckpt.save(seed, row, {}, seconds[row][-1], skipped[row])
+                    continue
             if progress:
                 print(f"[digits/{scenario} seed {seed}] {row}")
             ms = oracle_metrics if row == "retrain" else _metrics(model, task, seed)
