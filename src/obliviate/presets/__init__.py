@@ -13,9 +13,16 @@ def preset_path(benchmark: str, method: str) -> Path:
     return PRESET_ROOT / benchmark / f"{method}.yaml"
 
 
-def list_presets() -> list[tuple[str, str]]:
-    """(benchmark, method) pairs of every shipped preset."""
-    return sorted((p.parent.name, p.stem) for p in PRESET_ROOT.glob("*/*.yaml") if p.parent.name != "accelerate")
+# Benchmarks of image-classifier methods: their presets tune the digits bench's runs
+# (`obliviate.benchmarks.digits_bench.method_config`), not `obliviate unlearn --benchmark`.
+IMAGE_BENCHMARKS = ("digits",)
+
+
+def list_presets(image: bool = False) -> list[tuple[str, str]]:
+    """(benchmark, method) pairs of every shipped language-model preset (``image=True``: those of the
+    image benchmarks instead)."""
+    return sorted((p.parent.name, p.stem) for p in PRESET_ROOT.glob("*/*.yaml")
+                  if p.parent.name != "accelerate" and (p.parent.name in IMAGE_BENCHMARKS) == image)
 
 
 def accelerate_config(name: str) -> Path:
@@ -29,7 +36,8 @@ def load_preset(benchmark: str, method: str) -> dict:
     if not p.exists():
         return {}
     data = load_yaml(p)
-    unknown = set(data) - {"method", "train", "notes"}
+    allowed = {"method", "notes"} | ({"scenarios"} if benchmark in IMAGE_BENCHMARKS else {"train"})
+    unknown = set(data) - allowed
     if unknown:
-        raise ConfigError(f"{p}: unknown top-level key(s) {sorted(unknown)}; allowed: method, train, notes")
+        raise ConfigError(f"{p}: unknown top-level key(s) {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
     return data
