@@ -53,15 +53,7 @@ def digits_b():
 @pytest.fixture(scope="module")
 def digits_a():
     """test_methods_a's setup (its ``digits`` fixture, rebuilt): 64→64→32→10 MLP, class 3 forgotten."""
-    torch.set_num_threads(1)
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    xtr, xte, ytr, yte = train_test_split(d.data / 16.0, d.target, test_size=360, stratify=d.target, random_state=0)
-    xtr, xte = torch.tensor(xtr, dtype=torch.float32), torch.tensor(xte, dtype=torch.float32)
-    ytr, yte = torch.tensor(ytr), torch.tensor(yte)
-    data = (xtr, ytr, xte, yte, tma.train_mlp(TensorDataset(xtr, ytr), seed=0))
+    data = tma.digits_data()
     return tma.make_task(data, "class"), data[4]
 
 

@@ -61,8 +61,8 @@ def _subset(x: torch.Tensor, y: torch.Tensor, keep: torch.Tensor) -> TensorDatas
     return TensorDataset(x[keep], y[keep])
 
 
-@pytest.fixture(scope="module")
-def digits():
+def digits_data():
+    """(x_train, y_train, x_test, y_test, the original MLP trained on the whole training split)."""
     torch.set_num_threads(1)
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -73,6 +73,11 @@ def digits():
     ytr, yte = torch.tensor(ytr), torch.tensor(yte)
     original = train_mlp(TensorDataset(xtr, ytr), seed=0)
     return xtr, ytr, xte, yte, original
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return digits_data()
 
 
 def make_task(digits, scenario: str) -> ClassificationTask:
