@@ -40,7 +40,7 @@ def model_card(record: dict[str, Any], *, base_model: str, data: dict[str, str],
     lines = [
         "---",
         "library_name: transformers",
-        "tags: [obliviate, machine-unlearning, " + method + "]",
+        CARD_TAGS + method + "]",
         "---",
         "",
         f"# {base_model}, unlearned with {method}",

@@ -243,23 +243,19 @@ def _full_options():
     return StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
-def full_state(accelerator: Any, model: torch.nn.Module, names: set[str] | None = None) -> dict[str, torch.Tensor]:
-    """The model's state as whole tensors on the CPU (restricted to ``names`` if given). Sharded:
-    a collective, every rank calls it; the main process gets the tensors, the others ``{}``."""
-    if not is_sharded(accelerator):
-        sd = model.state_dict()
-        return {k: v.detach().cpu().contiguous() for k, v in sd.items() if names is None or k in names}
+def full_state(model: torch.nn.Module, names: set[str] | None = None) -> dict[str, torch.Tensor]:
+    """A sharded model's state as whole tensors on the CPU (restricted to ``names`` if given): a
+    collective, every rank calls it; the main process gets the tensors, the others ``{}``. (Without
+    sharding the checkpoint reads the model itself.)"""
     from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
     sd = get_model_state_dict(model, options=_full_options())
     return {k: v.contiguous() for k, v in sd.items() if names is None or k in names}
 
 
-def full_optimizer_state(accelerator: Any, model: torch.nn.Module, optimizer: Any) -> dict:
-    """The optimizer's state for a checkpoint: ``optimizer.state_dict()``, or sharded (a collective)
-    the whole state keyed by parameter name, on the main process."""
-    if not is_sharded(accelerator):
-        return optimizer.state_dict()
+def full_optimizer_state(model: torch.nn.Module, optimizer: Any) -> dict:
+    """A sharded run's optimizer state for a checkpoint: a collective, the whole state keyed by
+    parameter name, on the main process."""
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
     return get_optimizer_state_dict(model, optimizer, options=_full_options())
@@ -316,7 +312,7 @@ def gather_model(accelerator: Any, model: torch.nn.Module, plain: torch.nn.Modul
     """The trained weights of the sharded ``model`` in ``plain`` (its `skeleton`), in the skeleton's
     dtypes, on the main process's CPU; a collective. The other processes get ``plain`` as it is (on
     the meta device): only the main process writes outputs."""
-    full = full_state(accelerator, model)
+    full = full_state(model)
     if accelerator.is_main_process:
         dtypes = {k: v.dtype for k, v in plain.state_dict().items()}
         plain.load_state_dict({k: v.to(dtypes.get(k, v.dtype)) for k, v in full.items()}, strict=False, assign=True)

@@ -620,9 +620,8 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
                     # Sharded, every rank takes part in gathering whole tensors; the main process writes.
                     weights = opt_state = None
                     if sharded:
-                        weights = dist.full_state(accelerator, model, {n for n, q in model.named_parameters()
-                                                                       if q.requires_grad})
-                        opt_state = dist.full_optimizer_state(accelerator, model, optimizer)
+                        weights = dist.full_state(model, {n for n, q in model.named_parameters() if q.requires_grad})
+                        opt_state = dist.full_optimizer_state(model, optimizer)
                     snapshots = dist.gather_snapshots(accelerator, snapshots)
                     if accelerator.is_main_process:
                         ckpt.save_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer,
