@@ -19,6 +19,9 @@ import sys
 from pathlib import Path
 
 
+ENGINES: set[str] = set()  # the prepared model's type in each DeepSpeed run
+
+
 def _cli(argv: list[str]) -> int:
     from obliviate.cli import main
 
@@ -51,21 +54,63 @@ def _fsdp_on_cpu() -> None:
     loop.Accelerator = make
 
 
+def _deepspeed_on_cpu() -> None:
+    """Give the training loop a DeepSpeed accelerator on this CPU machine: accelerate's state takes
+    the DeepSpeed branch only off the CPU, so the plugin (the preset's settings, from the launcher's
+    environment) is made active here and DeepSpeed's communication wraps the gloo process group
+    accelerate started. Everything after that is DeepSpeed's own engine and ZeRO optimizer."""
+    import accelerate
+    from accelerate.state import PartialState
+    from accelerate.utils import DeepSpeedPlugin, DistributedType
+
+    import obliviate.train.loop as loop
+
+    assert os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true", "launch with presets/accelerate/deepspeed_zero2.yaml"
+
+    plugins: list = []
+
+    def make(*args, **kwargs):
+        from deepspeed import comm
+
+        if not plugins:  # accelerate takes a plugin on the first Accelerator only
+            plugins.append(DeepSpeedPlugin())  # from ACCELERATE_DEEPSPEED_* in the environment
+            acc = accelerate.Accelerator(*args, deepspeed_plugin=plugins[0], **kwargs)
+        else:
+            acc = accelerate.Accelerator(*args, **kwargs)
+        comm.init_distributed(dist_backend="gloo", auto_mpi_discovery=False)  # wraps the existing process group
+        PartialState().distributed_type = DistributedType.DEEPSPEED
+        acc.state.distributed_type = DistributedType.DEEPSPEED
+        plugins[0].set_mixed_precision("no")
+        plugins[0].select(_from_accelerator_state=True)
+        acc.state.deepspeed_plugins = plugins[0]
+        prepare = acc.prepare
+
+        def recording_prepare(*objs):
+            out = prepare(*objs)
+            ENGINES.add(type(out[0]).__name__)  # what the loop trains: DeepSpeed's engine
+            return out
+
+        acc.prepare = recording_prepare
+        return acc
+
+    loop.Accelerator = make
+
+
 def main() -> None:
     work = Path(sys.argv[1])
     mode = sys.argv[2] if len(sys.argv) > 2 else "ddp"
     spec = json.loads((work / "cases.json").read_text())
     rank = int(os.environ.get("RANK", "0"))
-    out = work / ("two" if mode == "ddp" else "fsdp")
+    out = work / {"ddp": "two"}.get(mode, mode)
     if mode == "fsdp":
         _fsdp_on_cpu()
+    elif mode == "deepspeed":
+        _deepspeed_on_cpu()
     codes = {}
     for name, argv in spec["unlearn"].items():
         codes[name] = _cli(argv + ["--out", str(out / name)])
-    if mode == "ddp":
+    if mode == "ddp":  # (under FSDP, GRIN's gradient-mask hooks do not survive fully_shard: exit code 2)
         codes["audit"] = _cli(spec["audit"] + ["--out", str(out / "audit.json")])
-    else:  # GRIN's gradient-mask hooks do not survive fully_shard: refused with exit code 2
-        codes["grin"] = _cli(spec["grin"] + ["--out", str(out / "grin")])
 
     # Kill-and-resume under 2 processes: both ranks stop after the step-2 checkpoint, then resume.
     import copy
@@ -103,7 +148,8 @@ def main() -> None:
         (out / "resume-log.json").write_text(json.dumps({"resumed_from": log.resumed_from, "history": log.history}))
     (out / f"codes-{rank}.json").write_text(json.dumps({"codes": codes, "world": os.environ.get("WORLD_SIZE"),
                                                         "threads": torch.get_num_threads(),
-                                                        "distributed": str(_distributed_type())}))
+                                                        "distributed": str(_distributed_type()),
+                                                        "engine": ",".join(sorted(ENGINES))}))
 
 
 def _distributed_type():

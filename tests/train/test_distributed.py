@@ -2,10 +2,13 @@
 1 process with twice the gradient accumulation, step by step; outputs are written once; the audit
 is the 1-process audit; a run killed after a checkpoint resumes under the same 2 processes. The same
 holds sharded with FSDP2 (launched with presets/accelerate/fsdp.yaml): weights, gradients,
-optimizer state and the reference model in shards, checkpoints and the saved model gathered whole.
+optimizer state and the reference model in shards, checkpoints and the saved model gathered whole;
+and under DeepSpeed ZeRO-2 (presets/accelerate/deepspeed_zero2.yaml): DeepSpeed's engine, masters,
+gradients and optimizer state partitioned, checkpoints holding them whole.
 
 One launch runs every 2-process case (tests/train/distributed_worker.py, through the real CLI), a
-second one the FSDP cases; the 1-process runs go through the same CLI in this process.
+second one the FSDP cases, a third the ZeRO-2 cases; the 1-process runs go through the same CLI in
+this process.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ CASES = {
     "npo": (["--method", "npo"], ["max_steps=2", "batch_size=2"], 2),  # reference model; 2 micro-batches per rank (no_sync)
     "graddiff_kl": (["--method", "graddiff", "--set", "retain_loss=kl"], ["max_steps=2", "batch_size=2"], 1),
     "npo_lora": (["--method", "npo"], ["max_steps=2", "batch_size=2", "lora=true", "lora_r=4"], 1),
+    # a prepare hook (gradient-ratio mask, seeded noise, gradient hooks); FSDP refuses it (exit 2)
+    "grin": (["--method", "grin"], ["max_steps=2", "batch_size=2"], 1),
 }
+FSDP_CASES = [n for n in CASES if n != "grin"]
 RESUME_TRAIN = dict(max_steps=4, batch_size=2, grad_accum=1, lr=1e-3, progress=False, probe_every=1,
                     checkpoint_every=2)
 
@@ -65,8 +71,7 @@ def runs(tmp_path_factory, _tiny_model_master, tiny_tokenizer, tiny_task):
              "--retain", str(files["retain"]), "--max_new_tokens", "4"]
     two = {name: ["unlearn", *m, *common, *_train_args(BASE + t + [f"grad_accum={a}"])]
            for name, (m, t, a) in CASES.items()}
-    grin = ["unlearn", "--method", "grin", *common, *_train_args(["max_steps=1", "batch_size=2", "progress=false"])]
-    (work / "cases.json").write_text(json.dumps({"unlearn": two, "audit": audit, "grin": grin, "model": str(model_dir),
+    (work / "cases.json").write_text(json.dumps({"unlearn": two, "audit": audit, "model": str(model_dir),
                                                  "forget": str(files["forget"]), "retain": str(files["retain"]),
                                                  "resume_train": RESUME_TRAIN}))
     for name, (m, t, a) in CASES.items():  # 1 process, twice the accumulation
@@ -100,6 +105,16 @@ def fsdp_runs(runs):
     return runs
 
 
+@pytest.fixture(scope="module")
+def zero_runs(runs):
+    """The same cases under DeepSpeed ZeRO-2 (the shipped preset, precision no), DeepSpeed's own engine."""
+    pytest.importorskip("deepspeed", reason="DeepSpeed is the optional extra obliviate[deepspeed] (in .[test])")
+    from obliviate.presets import accelerate_config
+
+    _launch(runs, ["--config_file", str(accelerate_config("deepspeed_zero2"))], "deepspeed")
+    return runs
+
+
 def _run(work: Path, n: str, name: str) -> tuple[dict, dict]:
     out = work / n / name
     return json.loads((out / "run.json").read_text()), load_file(str(out / "model.safetensors"))
@@ -110,7 +125,7 @@ def test_two_processes_equal_one_with_twice_the_accumulation(runs, name):
     _same_run(runs, "two", name)
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", FSDP_CASES)
 def test_two_fsdp_processes_equal_one_with_twice_the_accumulation(fsdp_runs, name):
     one, fsdp = _same_run(fsdp_runs, "fsdp", name)
     # Sharded: the main process held about half of the weights (and of the reference model), not all
@@ -122,13 +137,32 @@ def test_fsdp_shards_writes_once_and_refuses_gradient_hooks(fsdp_runs):
     for rank in (0, 1):
         rec = json.loads((fsdp_runs / "fsdp" / f"codes-{rank}.json").read_text())
         assert rec["distributed"] == "DistributedType.FSDP" and rec["world"] == "2", rec
-        assert rec["codes"] == {**{n: 0 for n in CASES}, "grin": 2}, rec
+        assert rec["codes"] == {**{n: 0 for n in FSDP_CASES}, "grin": 2}, rec
     assert not (fsdp_runs / "fsdp" / "grin").exists()
-    original = load_file(str(fsdp_runs / "model" / "model.safetensors"))
-    for name in CASES:  # whole tensors in the model's dtype, written by the main process only
-        _, w = _run(fsdp_runs, "fsdp", name)
+    _written_once_whole(fsdp_runs, "fsdp", FSDP_CASES)
+
+
+def _written_once_whole(runs: Path, where: str, names: list[str]) -> None:
+    original = load_file(str(runs / "model" / "model.safetensors"))
+    for name in names:  # whole tensors in the model's dtype, written by the main process only
+        _, w = _run(runs, where, name)
         assert {k: (v.shape, v.dtype) for k, v in w.items()} == {k: (v.shape, v.dtype) for k, v in original.items()}
-        assert sorted(p.name for p in (fsdp_runs / "fsdp").glob(f".{name}*")) == []
+        assert sorted(p.name for p in (runs / where).glob(f".{name}*")) == []
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_two_zero2_processes_equal_one_with_twice_the_accumulation(zero_runs, name):
+    one, zero = _same_run(zero_runs, "deepspeed", name)
+    # ZeRO-2 partitions the fp32 masters, gradients and optimizer state; each process keeps the whole model
+    assert zero["log"]["sharding"] == "zero2" and zero["log"]["params_per_process"] == one["log"]["params_per_process"]
+
+
+def test_zero2_runs_deepspeeds_engine_on_every_rank_and_writes_once(zero_runs):
+    for rank in (0, 1):
+        rec = json.loads((zero_runs / "deepspeed" / f"codes-{rank}.json").read_text())
+        assert rec["distributed"] == "DistributedType.DEEPSPEED" and rec["world"] == "2", rec
+        assert rec["engine"] == "DeepSpeedEngine" and rec["codes"] == {n: 0 for n in CASES}, rec
+    _written_once_whole(zero_runs, "deepspeed", list(CASES))
 
 
 def _same_run(runs: Path, where: str, name: str) -> tuple[dict, dict]:
@@ -185,7 +219,7 @@ def test_the_two_process_audit_is_the_one_process_audit(runs):
             assert v == a2[k], k
 
 
-@pytest.mark.parametrize("where", ["two", "fsdp"])
+@pytest.mark.parametrize("where", ["two", "fsdp", "deepspeed"])
 def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(where, request, _tiny_model_master, tiny_tokenizer,
                                                                    tiny_task):
     import copy
@@ -193,7 +227,7 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(where, reques
     from obliviate import registry
     from obliviate.train.loop import TrainConfig, run_unlearning
 
-    runs = request.getfixturevalue("runs" if where == "two" else "fsdp_runs")
+    runs = request.getfixturevalue({"two": "runs", "fsdp": "fsdp_runs", "deepspeed": "zero_runs"}[where])
     rec = json.loads((runs / where / "resume-log.json").read_text())
     assert rec["resumed_from"] == 2
     npo = registry.get("method", "npo").obj
@@ -210,6 +244,7 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(where, reques
 @pytest.mark.parametrize("kind, extra, match", [
     ("FSDP", {"fsdp_plugin": type("P", (), {"fsdp_version": 1})()}, "FSDP version 1"),
     ("DEEPSPEED", {"deepspeed_plugin": type("P", (), {"zero_stage": 3})()}, "ZeRO-3"),
+    ("DEEPSPEED", {"deepspeed_plugin": type("P", (), {"zero_stage": 0})()}, "zero_stage 1 or 2"),
 ])
 def test_unsupported_sharding_is_refused_before_any_work(kind, extra, match, monkeypatch):
     from types import SimpleNamespace
@@ -226,3 +261,17 @@ def test_unsupported_sharding_is_refused_before_any_work(kind, extra, match, mon
     acc.state = SimpleNamespace(fsdp_plugin=SimpleNamespace(fsdp_version=2), deepspeed_plugin=SimpleNamespace(
         zero_stage=2))
     loop._check_distributed_type(acc)  # FSDP2 and ZeRO-2 go through
+
+
+def test_a_deepspeed_launch_without_deepspeed_names_the_extra(monkeypatch):
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from obliviate.train import loop
+
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)  # "deepspeed is not installed"
+    acc = SimpleNamespace(distributed_type=DistributedType.DEEPSPEED,
+                          state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(zero_stage=2)))
+    with pytest.raises(ImportError, match=r"pip install 'obliviate\[deepspeed\]'"):
+        loop._check_distributed_type(acc)

@@ -31,7 +31,18 @@ returned model (`gather_model`: the main process gets a plain, unsharded model o
 a skeleton taken before sharding, in the model's own dtype; the other processes get the skeleton,
 on the meta device). The guards' in-memory snapshots stay sharded (each rank keeps its shard).
 Methods that hook parameter gradients in ``prepare`` (GRIN's masks) are refused: ``fully_shard``
-replaces the parameters the hooks sit on. DeepSpeed ZeRO-3 is refused (not exercised here).
+replaces the parameters the hooks sit on.
+
+With DeepSpeed ZeRO-2 (``presets/accelerate/deepspeed_zero2.yaml``) the prepared model is
+DeepSpeed's engine: ``accelerator.backward`` runs its backward and, on the last micro-batch of a
+step, its step (accumulation, clipping and the optimizer are DeepSpeed's; `configure_deepspeed`
+gives it the run's batch shape). Each process keeps the whole model; the fp32 masters, gradients
+and optimizer state are partitioned. Checkpoints hold the masters and the optimizer state whole,
+keyed by parameter name (`zero_full_state`, `zero_optimizer_state`, loaded back by
+`zero_load_state`); the returned model is the masters in a skeleton of the model (`gather_model`);
+weights the guards restore are pushed into the masters (`zero_sync_masters`). ZeRO-3 is refused:
+its partitioned parameters would need the reference model in a second engine and gathered
+snapshots.
 
 The audit runs on the main process alone; the other processes return at once (`is_main_process`):
 its report is the 1-process report.
@@ -265,6 +276,9 @@ def load_full_state(accelerator: Any, model: torch.nn.Module, optimizer: Any, we
                     optimizer_state: dict | None) -> None:
     """Put whole-tensor weights (and optimizer state) from a checkpoint into the prepared model: each
     process keeps its shard when sharded. Every rank reads the same files and calls this."""
+    if is_zero(accelerator):
+        zero_load_state(accelerator, model, optimizer, weights, optimizer_state)
+        return
     if not is_sharded(accelerator):
         accelerator.unwrap_model(model).load_state_dict(weights, strict=False)  # DDP's wrapper prefixes "module."
         if optimizer_state is not None:
@@ -309,10 +323,10 @@ def shard_like(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[s
 
 
 def gather_model(accelerator: Any, model: torch.nn.Module, plain: torch.nn.Module) -> torch.nn.Module:
-    """The trained weights of the sharded ``model`` in ``plain`` (its `skeleton`), in the skeleton's
-    dtypes, on the main process's CPU; a collective. The other processes get ``plain`` as it is (on
-    the meta device): only the main process writes outputs."""
-    full = full_state(model)
+    """The trained weights of the sharded ``model`` (FSDP shards, or ZeRO's fp32 masters) in ``plain``
+    (its `skeleton`), in the skeleton's dtypes, on the main process's CPU; a collective. The other
+    processes get ``plain`` as it is (on the meta device): only the main process writes outputs."""
+    full = zero_full_state(accelerator, model, trainable_only=False) if is_zero(accelerator) else full_state(model)
     if accelerator.is_main_process:
         dtypes = {k: v.dtype for k, v in plain.state_dict().items()}
         plain.load_state_dict({k: v.to(dtypes.get(k, v.dtype)) for k, v in full.items()}, strict=False, assign=True)
@@ -322,3 +336,112 @@ def gather_model(accelerator: Any, model: torch.nn.Module, plain: torch.nn.Modul
         if left:
             raise RuntimeError(f"gathering the sharded model left {len(left)} parameters unfilled ({left[:3]})")
     return plain
+
+
+# ---- DeepSpeed ZeRO-2 ------------------------------------------------------------------------
+# Each process holds the whole model (DeepSpeed's working copy, in the config's precision) and
+# 1/N of the fp32 master weights, gradients and optimizer state, in flat partitions. What needs the
+# whole optimizer state or master weights reads them per parameter with DeepSpeed's own
+# `deepspeed.utils.safe_get_full_*` (an all-reduce: every rank calls it, in the same order) and
+# writes them with `safe_set_full_*` (each rank keeps its fragment).
+def is_zero(accelerator: Any) -> bool:
+    """Whether the run's optimizer is DeepSpeed's ZeRO (stage 2: masters, gradients and optimizer
+    state partitioned)."""
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type == DistributedType.DEEPSPEED
+
+
+def _zero_groups(accelerator: Any, model: torch.nn.Module, optimizer: Any):
+    """(ZeRO optimizer, base optimizer, [(group index, [(name, parameter)], flat fp32 partition)])."""
+    zero = getattr(optimizer, "optimizer", optimizer)  # accelerate's DeepSpeedOptimizerWrapper
+    names = {id(p): n for n, p in accelerator.unwrap_model(model).named_parameters()}
+    groups = [(i, [(names[id(p)], p) for p in lp], flat)
+              for i, (lp, flat) in enumerate(zip(zero.bit16_groups, zero.single_partition_of_fp32_groups))]
+    return zero, zero.optimizer, groups
+
+
+def zero_full_state(accelerator: Any, model: torch.nn.Module, trainable_only: bool) -> dict[str, torch.Tensor]:
+    """The fp32 master weights of the trained parameters as whole tensors on the CPU (a collective),
+    and with ``trainable_only=False`` the rest of the model's state from the working copy."""
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    module = accelerator.unwrap_model(model)
+    out = {}
+    for n, p in module.named_parameters():
+        full = safe_get_full_fp32_param(p) if p.requires_grad else None
+        if full is not None:
+            out[n] = full.detach().cpu().contiguous()
+    if not trainable_only:
+        for k, v in module.state_dict().items():
+            out.setdefault(k, v.detach().cpu().contiguous())
+    return out
+
+
+def zero_optimizer_state(accelerator: Any, model: torch.nn.Module, optimizer: Any) -> dict:
+    """ZeRO's partitioned optimizer state as the whole state keyed by parameter name (the layout of
+    a sharded FSDP checkpoint): a collective; the same on every rank."""
+    from deepspeed.utils import safe_get_full_optimizer_state
+
+    zero, base, groups = _zero_groups(accelerator, model, optimizer)
+    state, param_groups = {}, []
+    for i, params, flat in groups:
+        flat_state = base.state.get(flat, {})
+        per_element = sorted(k for k, v in flat_state.items() if torch.is_tensor(v) and v.shape == flat.shape)
+        shared = {k: v for k, v in flat_state.items() if k not in per_element}  # e.g. Adam's step
+        param_groups.append({**{k: v for k, v in base.param_groups[i].items() if k != "params"},
+                             "params": [n for n, _ in params]})
+        for n, p in params:
+            s = {k: v.clone() if torch.is_tensor(v) else v for k, v in shared.items()}
+            for k in per_element:
+                s[k] = safe_get_full_optimizer_state(p, k).detach().cpu().contiguous()
+            if s:
+                state[n] = s
+    return {"state": state, "param_groups": param_groups}
+
+
+def zero_load_state(accelerator: Any, model: torch.nn.Module, optimizer: Any, weights: dict[str, torch.Tensor],
+                    optimizer_state: dict | None) -> None:
+    """Put whole-tensor weights and optimizer state (`zero_full_state`, `zero_optimizer_state`) into
+    the working copy, the fp32 master partitions and ZeRO's optimizer partitions."""
+    from deepspeed.utils import safe_set_full_fp32_param, safe_set_full_optimizer_state
+
+    module = accelerator.unwrap_model(model)
+    module.load_state_dict(weights, strict=False)
+    zero, base, groups = _zero_groups(accelerator, model, optimizer)
+    for _, params, _ in groups:
+        for n, p in params:
+            if n in weights:
+                safe_set_full_fp32_param(p, weights[n].to(device=p.device, dtype=torch.float32))
+    if optimizer_state is None:
+        return
+    saved_groups = optimizer_state["param_groups"]
+    if [g["params"] for g in saved_groups] != [[n for n, _ in params] for _, params, _ in groups]:
+        raise RuntimeError("the checkpoint's optimizer groups hold other parameters than this run's")
+    for (i, params, flat), saved in zip(groups, saved_groups):
+        base.param_groups[i].update({k: v for k, v in saved.items() if k != "params"})
+        states = [optimizer_state["state"].get(n) for n, _ in params]
+        if not any(states):
+            continue
+        first = next(s for s in states if s)
+        per_element = [k for k, v in first.items() if torch.is_tensor(v) and k != "step"]
+        flat_state = {k: torch.zeros_like(flat) for k in per_element}
+        flat_state.update({k: v.clone() if torch.is_tensor(v) else v for k, v in first.items() if k not in per_element})
+        base.state[flat] = flat_state
+        for _, p in params:  # link each parameter's fragment to the new state, as DeepSpeed does after a step
+            if getattr(p, "_hp_mapping", None) is not None:
+                p._hp_mapping.set_optim_state_fragment(flat, flat_state)
+        for (n, p), s in zip(params, states):
+            for k in per_element:
+                safe_set_full_optimizer_state(p, s[k].to(device=p.device, dtype=torch.float32), k)
+    zero._hp_optimizer_states_linked = True
+
+
+def zero_sync_masters(accelerator: Any, model: torch.nn.Module) -> None:
+    """After the guards put snapshot weights into the working copy, make them the fp32 masters too
+    (every rank holds the same snapshot; each sets its own fragment)."""
+    from deepspeed.utils import safe_set_full_fp32_param
+
+    for p in accelerator.unwrap_model(model).parameters():
+        if p.requires_grad:
+            safe_set_full_fp32_param(p, p.detach().float())

@@ -265,12 +265,17 @@ def _check_distributed_type(accelerator: Accelerator) -> None:
         raise ConfigError("this run was launched with FSDP version 1; obliviate's training loop shards with FSDP "
                           "version 2 (fully_shard): set fsdp_version: 2 in the accelerate config (as "
                           "presets/accelerate/fsdp.yaml does), or launch with presets/accelerate/ddp.yaml")
-    if kind == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3:
-        # ZeRO-3 shards the parameters behind DeepSpeed's own engine; gathering them for the guards,
-        # checkpoints and the returned model is not written (and could not be run here).
+    stage = accelerator.state.deepspeed_plugin.zero_stage if kind == DistributedType.DEEPSPEED else None
+    if stage == 3:
+        # ZeRO-3 partitions the parameters too: the frozen reference model would need a second
+        # engine and the guards' snapshots gathering, which the loop does not do.
         raise ConfigError("this run was launched with DeepSpeed ZeRO-3, which obliviate's training loop does not "
                           "support; shard the weights with FSDP (presets/accelerate/fsdp.yaml), or launch with "
                           "deepspeed_zero2.yaml or ddp.yaml")
+    if stage is not None and stage not in (1, 2):
+        # Checkpoints read the masters and optimizer state through ZeRO-1/2's partitions.
+        raise ConfigError(f"this run was launched with DeepSpeed ZeRO stage {stage}; obliviate's training loop runs "
+                          "DeepSpeed with zero_stage 1 or 2 (presets/accelerate/deepspeed_zero2.yaml), or use ddp.yaml")
 
 
 def _progress(enabled: bool):
@@ -474,6 +479,7 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
 
     groups = spec.prepare(method_cfg, model, task, tokenizer, fmt) if spec.prepare is not None else None
     sharded = dist.is_sharded(accelerator)
+    zero = dist.is_zero(accelerator)  # DeepSpeed ZeRO-2: masters and optimizer state partitioned
     if sharded and gradient_masks(model):
         from obliviate.config import ConfigError
 
@@ -494,8 +500,9 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     else:
         scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
     dist.configure_deepspeed(accelerator, train_cfg.batch_size, train_cfg.grad_accum, train_cfg.max_grad_norm)
-    # Sharded: the plain model the run returns, built before fully_shard replaces the parameters.
-    plain = dist.skeleton(model) if sharded else None
+    # Sharded (FSDP or ZeRO): the plain model the run returns, built before prepare changes the model
+    # (fully_shard replaces the parameters; DeepSpeed casts them to its precision).
+    plain = dist.skeleton(model) if sharded or zero else None
     model, optimizer = accelerator.prepare(model, optimizer)
     dist.sync_prepared(accelerator, accelerator.unwrap_model(model), groups)
     if reference is not None and not train_cfg.lora:
@@ -509,7 +516,7 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     probe = {s: to_dev(collate(streams[s][: train_cfg.probe_size], pad)) if streams.get(s) else None
              for s in ("forget", "retain")}
     log = RunLog(method=spec.name, total_steps=total, notices=notices, num_processes=world,
-                 sharding="fsdp" if sharded else "none",
+                 sharding="fsdp" if sharded else "zero2" if zero else "none",
                  params_per_process=dist.local_numel(model) + (dist.local_numel(reference) if reference is not None
                                                                and not train_cfg.lora else 0))
     # The collapse guard watches the retain NLL: without retain data it has nothing to watch (notice above).
@@ -526,8 +533,8 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
         fingerprint = ckpt.run_fingerprint(spec.name, method_cfg, train_cfg, ckpt.data_digest(streams), start_digest)
         if world > 1:  # the step count and the batch of a step depend on it (absent for 1 process: older checkpoints)
             fingerprint["train_config"]["num_processes"] = world
-        if sharded:  # its optimizer state is keyed by parameter name
-            fingerprint["train_config"]["sharding"] = "fsdp"
+        if sharded or zero:  # its optimizer state is keyed by parameter name
+            fingerprint["train_config"]["sharding"] = "fsdp" if sharded else "zero2"
         meta = ckpt.load_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer, scheduler,
                                     fingerprint=fingerprint,
                                     apply=lambda w, o: dist.load_full_state(accelerator, model, optimizer, w, o))
@@ -622,6 +629,9 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
                     if sharded:
                         weights = dist.full_state(model, {n for n, q in model.named_parameters() if q.requires_grad})
                         opt_state = dist.full_optimizer_state(model, optimizer)
+                    elif zero:  # the fp32 masters and ZeRO's partitioned optimizer state, whole
+                        weights = dist.zero_full_state(accelerator, model, trainable_only=True)
+                        opt_state = dist.zero_optimizer_state(accelerator, model, optimizer)
                     snapshots = dist.gather_snapshots(accelerator, snapshots)
                     if accelerator.is_main_process:
                         ckpt.save_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer,
@@ -632,14 +642,18 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
             good.restore(accelerator.unwrap_model(model))
             log.stopped = str(e)
             log.steps = good.step
+            if zero:
+                dist.zero_sync_masters(accelerator, model)
     if best is not None and train_cfg.best_rule != "last":
         best[1].restore(accelerator.unwrap_model(model))
         log.best_step = best[1].step
+        if zero:
+            dist.zero_sync_masters(accelerator, model)
     accelerator.wait_for_everyone()  # every rank has finished before anyone returns (and writes) the model
     if trackers:
         accelerator.end_training()
     # Sharded: the whole trained weights go into the plain model on the main process (a collective).
-    model = dist.gather_model(accelerator, model, plain) if sharded else accelerator.unwrap_model(model)
+    model = dist.gather_model(accelerator, model, plain) if sharded or zero else accelerator.unwrap_model(model)
     model.eval()
     remove_gradient_masks(model)
     if not train_cfg.lora:  # a prepare hook may have frozen parameters for the run only
