@@ -34,6 +34,8 @@ BASE = ["lr=1e-3", "progress=false", "probe_every=1", "checkpoint_every=1"]
 CASES = {
     "ga_3_steps": (["--method", "ga"], ["max_steps=3", "batch_size=2"], 1),  # 3 steps: not divisible by 2 processes
     "ga_epoch": (["--method", "ga"], ["epochs=1", "batch_size=3"], 1),  # 8 items / 3 = 3 micro-batches an epoch
+    # the guards' best step (1: GA raises the retain NLL) is restored at the end (under ZeRO: into the masters)
+    "ga_best": (["--method", "ga"], ["max_steps=3", "batch_size=2", "best_rule=min_retain_nll"], 1),
     "npo": (["--method", "npo"], ["max_steps=2", "batch_size=2"], 2),  # reference model; 2 micro-batches per rank (no_sync)
     "graddiff_kl": (["--method", "graddiff", "--set", "retain_loss=kl"], ["max_steps=2", "batch_size=2"], 1),
     "npo_lora": (["--method", "npo"], ["max_steps=2", "batch_size=2", "lora=true", "lora_r=4"], 1),
@@ -178,6 +180,7 @@ def _same_run(runs: Path, where: str, name: str) -> tuple[dict, dict]:
             assert math.isclose(r1[k], r2[k], rel_tol=1e-5, abs_tol=1e-7), (name, r1["step"], k, r1[k], r2[k])
     for p1, p2 in zip(one["log"]["probes"], two["log"]["probes"]):
         assert p1["step"] == p2["step"] and math.isclose(p1["forget_nll"], p2["forget_nll"], rel_tol=1e-5)
+    assert one["log"]["best_step"] == two["log"]["best_step"] == (1 if name == "ga_best" else None)
     assert w1.keys() == w2.keys()
     diff = max(float((w1[k] - w2[k]).abs().max()) for k in w1)
     assert diff < 1e-5, f"{name}: weights differ by {diff}"
