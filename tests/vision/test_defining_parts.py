@@ -503,3 +503,59 @@ def test_challenge_example_epsilon_matches_a_transcription_of_upstream():
         want = _upstream_epsilon(u, r, delta)
         assert ch.example_epsilon(u, r, delta) == pytest.approx(want, rel=1e-9, abs=1e-12), (u, r, delta)
     assert len({round(_upstream_epsilon(u, r, d), 6) for u, r, d in cases}) >= 4  # the cases differ
+
+
+# --------------------------------------------------------------------------------------------
+# Loaders made again each epoch shuffle anew (LAF, FNN's repair, Multi-GAN's fine-tuning build
+# theirs per epoch, as the papers' code does with a fresh DataLoader(shuffle=True)).
+# --------------------------------------------------------------------------------------------
+def _order(loader) -> list[int]:
+    return [int(i) for x, in loader for i in x]
+
+
+def test_a_context_gives_each_new_loader_a_new_order_and_is_reproducible():
+    ds = TensorDataset(torch.arange(20))
+    ctx = VisionContext(seed=3)
+    first, second = _order(ctx.loader(ds, 5)), _order(ctx.loader(ds, 5))
+    assert sorted(first) == sorted(second) == list(range(20))
+    assert first != second  # one seed per context, not per loader (the same order every epoch)
+    again = VisionContext(seed=3)
+    assert [_order(again.loader(ds, 5)), _order(again.loader(ds, 5))] == [first, second]
+    assert _order(ctx.loader(ds, 5, shuffle=False)) == list(range(20))
+
+
+class _Recording(torch.utils.data.Dataset):
+    def __init__(self, ds):
+        self.ds, self.seen = ds, []
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        self.seen.append(int(i))
+        return self.ds[i]
+
+
+def test_laf_unlearns_with_new_retain_batches_every_epoch(digits_b, monkeypatch):
+    task, model = digits_b
+    retain = _Recording(task.retain_set)
+    monkeypatch.setattr(laf, "_train_vae", lambda vae, *a: vae.eval().requires_grad_(False))  # no retain reads
+    cfg = laf.LAFConfig(epochs=3, repair_epochs=0, batch_size=16)
+    laf.run(cfg, model, dataclasses.replace(task, retain_set=retain), VisionContext(seed=0))
+    n = len(retain)
+    assert retain.seen[:n] == list(range(n))  # the unshuffled embedding pass that sets the min-max scale
+    ue = retain.seen[n:]  # zip(D_f, D_r) stops with D_f: ceil(|D_f| / B) retain batches an epoch
+    per_epoch = math.ceil(len(task.forget_set) / cfg.batch_size) * cfg.batch_size
+    assert len(ue) == 3 * per_epoch
+    epochs = [ue[i * per_epoch:(i + 1) * per_epoch] for i in range(3)]
+    assert epochs[0] != epochs[1] and epochs[1] != epochs[2]
+    # before the fix every epoch read the same 144 examples; now ~3x as many distinct ones
+    assert len(set(ue)) > 2 * per_epoch, (len(set(ue)), per_epoch)
+
+
+def test_laf_stops_with_a_clear_error_before_a_non_finite_loss_reaches_its_weights(digits_b):
+    task, model = digits_b
+    # lr_ue 1e2: the forget embeddings blow up within the first epoch and the VAE's variance overflows
+    cfg = laf.LAFConfig(epochs=3, repair_epochs=0, vae_epochs=1, lr_ue=1e2)
+    with pytest.raises(ValueError, match=r"laf diverged: the .* loss became (nan|inf|-inf) .*lower lr_ue"):
+        laf.run(cfg, model, task, VisionContext(seed=0))

@@ -324,6 +324,10 @@ def test_salun_only_moves_salient_weights(digits):
 CLASS_OVERRIDES = {"img_finetune": {"lr": 0.1}, "l1_sparse": {"lr": 0.1},
                    "prune_first": {"sparsity": 0.9, "inner": "random_label"}}
 TEST_TOLERANCE = 0.05  # max drop of test accuracy on the kept classes / whole test set
+# The tightest case is NegGrad+ at its shipped defaults: kept-class test accuracy over seeds 0-4
+# 0.932 / 0.916 / 0.932 / 0.904 / 0.932 (original 0.972, so the limit is 0.922; the test runs seed 0,
+# margin 0.010). Before each epoch reshuffled its loaders (one generator per VisionContext) it was
+# 0.941 / 0.941 / 0.935 / 0.929 / 0.901: as seed-sensitive, a little higher.
 
 
 @pytest.fixture(scope="module")

@@ -45,13 +45,20 @@ class ClassificationTask:
 
 @dataclass
 class VisionContext:
-    """Run-time context: seed, device and a generator for reproducible loaders."""
+    """Run-time context: seed, device and one generator, seeded once, that every shuffled loader of
+    the run draws its orders from. A loader made again (each epoch, say) therefore shuffles anew, as
+    a fresh ``DataLoader(shuffle=True)`` does in the papers' code, and the run is still fixed by
+    ``seed`` and the order in which the method makes and walks its loaders. One context per run."""
 
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    _generator: torch.Generator | None = field(default=None, init=False, repr=False, compare=False)
 
     def generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed)
+        """The run's generator (seeded with ``seed`` on first use)."""
+        if self._generator is None:
+            self._generator = torch.Generator().manual_seed(self.seed)
+        return self._generator
 
     def loader(self, ds: Dataset, batch_size: int, shuffle: bool = True) -> DataLoader:
         return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=self.generator() if shuffle else None)

@@ -110,6 +110,14 @@ def _train_vae(vae: EmbeddingVAE, model: nn.Module, scale, ds, cfg: LAFConfig, c
     return vae.eval().requires_grad_(False)
 
 
+def _check_finite(loss: torch.Tensor, stage: str, epoch: int, cfg: LAFConfig) -> None:
+    """Stop before a non-finite loss reaches Adam, which would turn every weight into NaN: the
+    forget embeddings can grow until the VAE's variance overflows (seen at lr_ue 3e-4 on digits)."""
+    if not torch.isfinite(loss).all():
+        raise ValueError(f"laf diverged: the {stage} loss became {loss.item()} in epoch {epoch} (lr_ue={cfg.lr_ue}, "
+                         f"lr_ra={cfg.lr_ra}); lower lr_ue / lr_ra")
+
+
 @vision_method("laf", config=LAFConfig,
                paper="Label-Agnostic Forgetting: A Supervision-Free Unlearning in Deep Models",
                arxiv="2404.00506", code="https://github.com/ShaofeiShen768/LAF",
@@ -144,12 +152,14 @@ def run(cfg: LAFConfig, model: nn.Module, task: ClassificationTask, ctx: VisionC
             x_f, x_r = x_f.to(ctx.device), x_r.to(ctx.device)
             loss_ue = (reconstruction_energy(vae_s, scale(embed(model, x_r)))
                        - reconstruction_energy(vae_u, scale(embed(model, x_f))))
+            _check_finite(loss_ue, "extractor-unlearning", epoch, cfg)
             opt_ue.zero_grad()
             loss_ue.backward()
             opt_ue.step()
             with torch.no_grad():
                 t_r, t_f = embed(teacher, x_r), embed(teacher, x_f)
             loss_ra = alignment_loss(embed(model, x_r), t_r, embed(model, x_f), t_f, cfg.temperature)
+            _check_finite(loss_ra, "alignment", epoch, cfg)
             opt_ra.zero_grad()
             loss_ra.backward()
             opt_ra.step()
