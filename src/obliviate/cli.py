@@ -271,8 +271,11 @@ def audit(model: list[str], forget: Optional[str] = None, retain: Optional[str] 
     _print_report_paths(Path(out))
     from obliviate.report.model_card import update_cards
 
-    for card in update_cards(report, {n: p for n, p in specs.items() if Path(str(p)).is_dir()}, str(out)):
+    written, failed = update_cards(report, {n: p for n, p in specs.items() if Path(str(p)).is_dir()}, str(out))
+    for card in written:
         print(f"model card updated with the audit headline: {card}")
+    for line in failed:
+        print(f"warning: model card not updated ({line}); the audit report is at {out}", file=sys.stderr)
     logged = tracking.log_audit(report, report_to, logging_dir)
     if logged:
         print(f"audit headline logged to {', '.join(logged)}" + (f" in {logging_dir}" if logging_dir else ""))

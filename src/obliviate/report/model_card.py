@@ -143,25 +143,31 @@ def with_audit(card: str, lines: list[str]) -> str:
     return card[:body] + "\n" + "\n".join(lines).rstrip("\n") + "\n" + tail
 
 
-def update_cards(report: Any, folders: dict[str, Any], report_path: str) -> list[str]:
+def update_cards(report: Any, folders: dict[str, Any], report_path: str) -> tuple[list[str], list[str]]:
     """Rewrite the Audit section of every audited model folder's card that obliviate wrote
     (``folders``: model name -> its folder); a folder without such a card is left alone. Returns the
-    cards written (atomically: temp file + rename)."""
+    cards written (atomically: temp file + rename) and, for each card that could not be written (a
+    read-only model folder, say), a line naming it and why: the audit's report is written already,
+    so a card is an extra, never a reason to fail."""
     from pathlib import Path
 
     from obliviate.report.schema import write_text_atomic
 
-    done = []
+    done, failed = [], []
     for name, folder in folders.items():
         card_path = Path(str(folder)) / "README.md"
         if name not in report.models or not card_path.is_file():
             continue
-        text = card_path.read_text(encoding="utf-8")
-        if not is_obliviate_card(text):
+        try:
+            text = card_path.read_text(encoding="utf-8")
+            if not is_obliviate_card(text):
+                continue
+            write_text_atomic(with_audit(text, audit_section(report, name, report_path)), card_path)
+        except (OSError, UnicodeDecodeError) as e:
+            failed.append(f"{card_path}: {e.strerror if isinstance(e, OSError) and e.strerror else e}")
             continue
-        write_text_atomic(with_audit(text, audit_section(report, name, report_path)), card_path)
         done.append(str(card_path))
-    return done
+    return done, failed
 
 
 def bench_card(run: dict[str, Any], method: str, task_name: str, base_model: str, data: dict[str, str]) -> str:
