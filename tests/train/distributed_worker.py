@@ -104,7 +104,7 @@ def main() -> None:
     out = work / {"ddp": "two"}.get(mode, mode)
     if mode == "fsdp":
         _fsdp_on_cpu()
-    elif mode == "deepspeed":
+    elif mode in ("deepspeed", "deepspeed3"):
         _deepspeed_on_cpu()
     codes = {}
     for name, argv in spec["unlearn"].items():

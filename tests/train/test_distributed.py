@@ -3,12 +3,13 @@
 is the 1-process audit; a run killed after a checkpoint resumes under the same 2 processes. The same
 holds sharded with FSDP2 (launched with presets/accelerate/fsdp.yaml): weights, gradients,
 optimizer state and the reference model in shards, checkpoints and the saved model gathered whole;
-and under DeepSpeed ZeRO-2 (presets/accelerate/deepspeed_zero2.yaml): DeepSpeed's engine, masters,
-gradients and optimizer state partitioned, checkpoints holding them whole.
+under DeepSpeed ZeRO-2 (presets/accelerate/deepspeed_zero2.yaml): DeepSpeed's engine, masters,
+gradients and optimizer state partitioned, checkpoints holding them whole; and under ZeRO-3
+(deepspeed_zero3.yaml): the parameters partitioned too, the reference model in an engine of its own.
 
 One launch runs every 2-process case (tests/train/distributed_worker.py, through the real CLI), a
-second one the FSDP cases, a third the ZeRO-2 cases; the 1-process runs go through the same CLI in
-this process.
+second one the FSDP cases, a third the ZeRO-2 and a fourth the ZeRO-3 cases; the 1-process runs go
+through the same CLI in this process.
 """
 
 from __future__ import annotations
@@ -117,6 +118,16 @@ def zero_runs(runs):
     return runs
 
 
+@pytest.fixture(scope="module")
+def zero3_runs(runs):
+    """The same cases under DeepSpeed ZeRO-3 (parameters partitioned, the reference model in its own engine)."""
+    pytest.importorskip("deepspeed", reason="DeepSpeed is the optional extra obliviate[deepspeed] (in .[test])")
+    from obliviate.presets import accelerate_config
+
+    _launch(runs, ["--config_file", str(accelerate_config("deepspeed_zero3"))], "deepspeed3")
+    return runs
+
+
 def _run(work: Path, n: str, name: str) -> tuple[dict, dict]:
     out = work / n / name
     return json.loads((out / "run.json").read_text()), load_file(str(out / "model.safetensors"))
@@ -157,6 +168,23 @@ def test_two_zero2_processes_equal_one_with_twice_the_accumulation(zero_runs, na
     one, zero = _same_run(zero_runs, "deepspeed", name)
     # ZeRO-2 partitions the fp32 masters, gradients and optimizer state; each process keeps the whole model
     assert zero["log"]["sharding"] == "zero2" and zero["log"]["params_per_process"] == one["log"]["params_per_process"]
+
+
+@pytest.mark.parametrize("name", FSDP_CASES)
+def test_two_zero3_processes_equal_one_with_twice_the_accumulation(zero3_runs, name):
+    one, zero = _same_run(zero3_runs, "deepspeed3", name)
+    # ZeRO-3 partitions the parameters too: the main process held about half of them (and of the reference)
+    assert zero["log"]["sharding"] == "zero3"
+    assert 0.4 < zero["log"]["params_per_process"] / one["log"]["params_per_process"] < 0.6, (zero["log"], one["log"])
+
+
+def test_zero3_partitions_writes_once_and_refuses_gradient_hooks(zero3_runs):
+    for rank in (0, 1):
+        rec = json.loads((zero3_runs / "deepspeed3" / f"codes-{rank}.json").read_text())
+        assert rec["distributed"] == "DistributedType.DEEPSPEED" and rec["world"] == "2", rec
+        assert rec["engine"] == "DeepSpeedEngine" and rec["codes"] == {**{n: 0 for n in FSDP_CASES}, "grin": 2}, rec
+    assert not (zero3_runs / "deepspeed3" / "grin").exists()
+    _written_once_whole(zero3_runs, "deepspeed3", FSDP_CASES)
 
 
 def test_zero2_runs_deepspeeds_engine_on_every_rank_and_writes_once(zero_runs):
@@ -222,7 +250,7 @@ def test_the_two_process_audit_is_the_one_process_audit(runs):
             assert v == a2[k], k
 
 
-@pytest.mark.parametrize("where", ["two", "fsdp", "deepspeed"])
+@pytest.mark.parametrize("where", ["two", "fsdp", "deepspeed", "deepspeed3"])
 def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(where, request, _tiny_model_master, tiny_tokenizer,
                                                                    tiny_task):
     import copy
@@ -230,7 +258,8 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(where, reques
     from obliviate import registry
     from obliviate.train.loop import TrainConfig, run_unlearning
 
-    runs = request.getfixturevalue({"two": "runs", "fsdp": "fsdp_runs", "deepspeed": "zero_runs"}[where])
+    runs = request.getfixturevalue({"two": "runs", "fsdp": "fsdp_runs", "deepspeed": "zero_runs",
+                                    "deepspeed3": "zero3_runs"}[where])
     rec = json.loads((runs / where / "resume-log.json").read_text())
     assert rec["resumed_from"] == 2
     npo = registry.get("method", "npo").obj
@@ -246,8 +275,7 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_one(where, reques
 
 @pytest.mark.parametrize("kind, extra, match", [
     ("FSDP", {"fsdp_plugin": type("P", (), {"fsdp_version": 1})()}, "FSDP version 1"),
-    ("DEEPSPEED", {"deepspeed_plugin": type("P", (), {"zero_stage": 3})()}, "ZeRO-3"),
-    ("DEEPSPEED", {"deepspeed_plugin": type("P", (), {"zero_stage": 0})()}, "zero_stage 1 or 2"),
+    ("DEEPSPEED", {"deepspeed_plugin": type("P", (), {"zero_stage": 0})()}, "zero_stage 1, 2 or 3"),
 ])
 def test_unsupported_sharding_is_refused_before_any_work(kind, extra, match, monkeypatch):
     from types import SimpleNamespace
@@ -261,9 +289,10 @@ def test_unsupported_sharding_is_refused_before_any_work(kind, extra, match, mon
     acc = SimpleNamespace(distributed_type=DistributedType[kind], state=SimpleNamespace(**extra))
     with pytest.raises(ConfigError, match=match):
         loop._check_distributed_type(acc)
-    acc.state = SimpleNamespace(fsdp_plugin=SimpleNamespace(fsdp_version=2), deepspeed_plugin=SimpleNamespace(
-        zero_stage=2))
-    loop._check_distributed_type(acc)  # FSDP2 and ZeRO-2 go through
+    for stage in (1, 2, 3):  # FSDP2 and ZeRO-1/2/3 go through
+        acc.state = SimpleNamespace(fsdp_plugin=SimpleNamespace(fsdp_version=2), deepspeed_plugin=SimpleNamespace(
+            zero_stage=stage))
+        loop._check_distributed_type(acc)
 
 
 def test_a_deepspeed_launch_without_deepspeed_names_the_extra(monkeypatch):

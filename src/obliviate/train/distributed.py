@@ -40,9 +40,10 @@ gives it the run's batch shape). Each process keeps the whole model; the fp32 ma
 and optimizer state are partitioned. Checkpoints hold the masters and the optimizer state whole,
 keyed by parameter name (`zero_full_state`, `zero_optimizer_state`, loaded back by
 `zero_load_state`); the returned model is the masters in a skeleton of the model (`gather_model`);
-weights the guards restore are pushed into the masters (`zero_sync_masters`). ZeRO-3 is refused:
-its partitioned parameters would need the reference model in a second engine and gathered
-snapshots.
+weights the guards restore are pushed into the masters (`restore_snapshot`). ZeRO-3
+(``deepspeed_zero3.yaml``) partitions the parameters too: the frozen reference model gets an engine
+of its own without an optimizer (`zero3_reference`), the guards' snapshots gather the trainable
+weights whole (`whole_params`), and gradient-mask methods are refused as under FSDP.
 
 The audit runs on the main process alone; the other processes return at once (`is_main_process`):
 its report is the 1-process report.
@@ -56,9 +57,12 @@ processes only through ``mpirun`` (with a hostfile). On a CPU-only machine, ``ac
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from typing import Any
 
 import torch
+
+from obliviate.train.guards import Snapshot
 
 
 def _state():
@@ -179,6 +183,8 @@ def place_reference(accelerator: Any, reference: torch.nn.Module) -> torch.nn.Mo
         from accelerate.utils.fsdp_utils import fsdp2_prepare_model
 
         return fsdp2_prepare_model(accelerator, reference).eval()
+    if zero_stage(accelerator) == 3:
+        return zero3_reference(accelerator, reference)
     return accelerator.prepare_model(reference, evaluation_mode=True).eval()
 
 
@@ -233,7 +239,12 @@ def local_numel(model: torch.nn.Module) -> int:
     """Parameter elements this process holds: its shards under FSDP, every parameter otherwise."""
     from torch.distributed.tensor import DTensor
 
-    return sum((p.to_local() if isinstance(p, DTensor) else p).numel() for p in model.parameters())
+    def held(p: torch.nn.Parameter) -> int:
+        if isinstance(p, DTensor):
+            return p.to_local().numel()
+        return p.ds_tensor.numel() if hasattr(p, "ds_tensor") else p.numel()  # ZeRO-3: this rank's partition
+
+    return sum(held(p) for p in model.parameters())
 
 
 def skeleton(model: torch.nn.Module) -> torch.nn.Module:
@@ -338,27 +349,75 @@ def gather_model(accelerator: Any, model: torch.nn.Module, plain: torch.nn.Modul
     return plain
 
 
-# ---- DeepSpeed ZeRO-2 ------------------------------------------------------------------------
-# Each process holds the whole model (DeepSpeed's working copy, in the config's precision) and
-# 1/N of the fp32 master weights, gradients and optimizer state, in flat partitions. What needs the
-# whole optimizer state or master weights reads them per parameter with DeepSpeed's own
-# `deepspeed.utils.safe_get_full_*` (an all-reduce: every rank calls it, in the same order) and
-# writes them with `safe_set_full_*` (each rank keeps its fragment).
+# ---- DeepSpeed ZeRO ----------------------------------------------------------------------------
+# Stage 1/2: each process holds the whole model (DeepSpeed's working copy, in the config's
+# precision) and 1/N of the fp32 master weights, gradients and optimizer state, in flat
+# partitions. Stage 3 partitions the working copy too (each parameter is gathered for the forward
+# and backward that use it). What needs the whole optimizer state or master weights reads them per
+# parameter with DeepSpeed's own `deepspeed.utils.safe_get_full_*` (a collective: every rank calls
+# it, in the same order) and writes them with `safe_set_full_*` (each rank keeps its fragment);
+# what needs the whole working copy under stage 3 gathers it with `deepspeed.zero.GatheredParameters`.
 def is_zero(accelerator: Any) -> bool:
-    """Whether the run's optimizer is DeepSpeed's ZeRO (stage 2: masters, gradients and optimizer
-    state partitioned)."""
+    """Whether the run's optimizer is DeepSpeed's ZeRO (masters, gradients and optimizer state
+    partitioned; at stage 3 the parameters too)."""
     from accelerate.utils import DistributedType
 
     return accelerator.distributed_type == DistributedType.DEEPSPEED
 
 
-def _zero_groups(accelerator: Any, model: torch.nn.Module, optimizer: Any):
-    """(ZeRO optimizer, base optimizer, [(group index, [(name, parameter)], flat fp32 partition)])."""
+def zero_stage(accelerator: Any) -> int | None:
+    """The ZeRO stage of a DeepSpeed run (None otherwise)."""
+    return int(accelerator.state.deepspeed_plugin.zero_stage) if is_zero(accelerator) else None
+
+
+@contextmanager
+def whole_params(accelerator: Any, model: torch.nn.Module, trainable_only: bool = False, modify: bool = False):
+    """Under ZeRO-3, the model's parameters gathered whole on every rank inside the block (a
+    collective); with ``modify``, what the main process writes into them is partitioned back on exit
+    (every rank must hold the same values). A no-op at other stages and without DeepSpeed."""
+    if zero_stage(accelerator) != 3:
+        yield
+        return
+    import deepspeed  # deepspeed.zero is an attribute of the package, not an importable module
+
+    params = [p for p in accelerator.unwrap_model(model).parameters() if p.requires_grad or not trainable_only]
+    with deepspeed.zero.GatheredParameters(params, modifier_rank=0 if modify else None):
+        yield
+
+
+def take_snapshot(accelerator: Any, model: torch.nn.Module, step: int) -> Snapshot:
+    """The guards' copy of the trainable weights (whole under ZeRO-3, a shard under FSDP)."""
+    with whole_params(accelerator, model, trainable_only=True):
+        return Snapshot.take(accelerator.unwrap_model(model), step)
+
+
+def restore_snapshot(accelerator: Any, model: torch.nn.Module, snap: Snapshot) -> None:
+    """Put a snapshot back into the model; under ZeRO into the fp32 masters too, which are what
+    DeepSpeed steps and what the run returns (every rank holds the same snapshot)."""
+    with whole_params(accelerator, model, trainable_only=True, modify=True):
+        module = accelerator.unwrap_model(model)
+        snap.restore(module)
+        if is_zero(accelerator):
+            from deepspeed.utils import safe_set_full_fp32_param
+
+            for n, p in module.named_parameters():
+                if p.requires_grad and n in snap.state:
+                    safe_set_full_fp32_param(p, snap.state[n].to(device=p.device, dtype=torch.float32))
+
+
+def _zero_layout(accelerator: Any, model: torch.nn.Module, optimizer: Any):
+    """(ZeRO optimizer, base optimizer, [(base group index, [(name, parameter)], flat fp32 partition)])
+    for each of ZeRO's sub-groups (stage 1/2: one per optimizer group)."""
     zero = getattr(optimizer, "optimizer", optimizer)  # accelerate's DeepSpeedOptimizerWrapper
     names = {id(p): n for n, p in accelerator.unwrap_model(model).named_parameters()}
-    groups = [(i, [(names[id(p)], p) for p in lp], flat)
-              for i, (lp, flat) in enumerate(zip(zero.bit16_groups, zero.single_partition_of_fp32_groups))]
-    return zero, zero.optimizer, groups
+    if zero_stage(accelerator) == 3:
+        lp_groups, flats = zero.fp16_groups, zero.fp32_partitioned_groups_flat
+        owner = [zero.sub_group_to_group_id[i] for i in range(len(flats))]
+    else:
+        lp_groups, flats = zero.bit16_groups, zero.single_partition_of_fp32_groups
+        owner = list(range(len(flats)))
+    layout = [(g, [(names[id(p)], p) for p in lp], flat) for g, lp, flat in zip(owner, lp_groups, flats)]
+    return zero, zero.optimizer, layout
 
 
 def zero_full_state(accelerator: Any, model: torch.nn.Module, trainable_only: bool) -> dict[str, torch.Tensor]:
@@ -371,10 +430,11 @@ def zero_full_state(accelerator: Any, model: torch.nn.Module, trainable_only: bo
     for n, p in module.named_parameters():
         full = safe_get_full_fp32_param(p) if p.requires_grad else None
         if full is not None:
-            out[n] = full.detach().cpu().contiguous()
+            out[n] = full.detach().cpu().clone()
     if not trainable_only:
-        for k, v in module.state_dict().items():
-            out.setdefault(k, v.detach().cpu().contiguous())
+        with whole_params(accelerator, model):
+            for k, v in module.state_dict().items():
+                out.setdefault(k, v.detach().cpu().clone())
     return out
 
 
@@ -383,20 +443,22 @@ def zero_optimizer_state(accelerator: Any, model: torch.nn.Module, optimizer: An
     a sharded FSDP checkpoint): a collective; the same on every rank."""
     from deepspeed.utils import safe_get_full_optimizer_state
 
-    zero, base, groups = _zero_groups(accelerator, model, optimizer)
-    state, param_groups = {}, []
-    for i, params, flat in groups:
+    zero, base, layout = _zero_layout(accelerator, model, optimizer)
+    state: dict[str, dict] = {}
+    group_names: dict[int, list[str]] = {}
+    for g, params, flat in layout:
         flat_state = base.state.get(flat, {})
         per_element = sorted(k for k, v in flat_state.items() if torch.is_tensor(v) and v.shape == flat.shape)
         shared = {k: v for k, v in flat_state.items() if k not in per_element}  # e.g. Adam's step
-        param_groups.append({**{k: v for k, v in base.param_groups[i].items() if k != "params"},
-                             "params": [n for n, _ in params]})
+        group_names.setdefault(g, []).extend(n for n, _ in params)
         for n, p in params:
             s = {k: v.clone() if torch.is_tensor(v) else v for k, v in shared.items()}
             for k in per_element:
-                s[k] = safe_get_full_optimizer_state(p, k).detach().cpu().contiguous()
+                s[k] = safe_get_full_optimizer_state(p, k).detach().cpu().clone()
             if s:
                 state[n] = s
+    param_groups = [{**{k: v for k, v in group.items() if k != "params"}, "params": group_names.get(i, [])}
+                    for i, group in enumerate(base.param_groups)]
     return {"state": state, "param_groups": param_groups}
 
 
@@ -407,19 +469,25 @@ def zero_load_state(accelerator: Any, model: torch.nn.Module, optimizer: Any, we
     from deepspeed.utils import safe_set_full_fp32_param, safe_set_full_optimizer_state
 
     module = accelerator.unwrap_model(model)
-    module.load_state_dict(weights, strict=False)
-    zero, base, groups = _zero_groups(accelerator, model, optimizer)
-    for _, params, _ in groups:
+    with whole_params(accelerator, model, trainable_only=True, modify=True):
+        module.load_state_dict(weights, strict=False)
+    zero, base, layout = _zero_layout(accelerator, model, optimizer)
+    for _, params, _ in layout:
         for n, p in params:
             if n in weights:
                 safe_set_full_fp32_param(p, weights[n].to(device=p.device, dtype=torch.float32))
     if optimizer_state is None:
         return
     saved_groups = optimizer_state["param_groups"]
-    if [g["params"] for g in saved_groups] != [[n for n, _ in params] for _, params, _ in groups]:
+    names: dict[int, list[str]] = {}
+    for g, params, _ in layout:
+        names.setdefault(g, []).extend(n for n, _ in params)
+    if len(saved_groups) != len(base.param_groups) or any(
+            saved["params"] != names.get(i, []) for i, saved in enumerate(saved_groups)):
         raise RuntimeError("the checkpoint's optimizer groups hold other parameters than this run's")
-    for (i, params, flat), saved in zip(groups, saved_groups):
-        base.param_groups[i].update({k: v for k, v in saved.items() if k != "params"})
+    for group, saved in zip(base.param_groups, saved_groups):
+        group.update({k: v for k, v in saved.items() if k != "params"})
+    for _, params, flat in layout:
         states = [optimizer_state["state"].get(n) for n, _ in params]
         if not any(states):
             continue
@@ -427,21 +495,49 @@ def zero_load_state(accelerator: Any, model: torch.nn.Module, optimizer: Any, we
         per_element = [k for k, v in first.items() if torch.is_tensor(v) and k != "step"]
         flat_state = {k: torch.zeros_like(flat) for k in per_element}
         flat_state.update({k: v.clone() if torch.is_tensor(v) else v for k, v in first.items() if k not in per_element})
-        base.state[flat] = flat_state
-        for _, p in params:  # link each parameter's fragment to the new state, as DeepSpeed does after a step
+        base.state[flat] = flat_state  # created here as the optimizer's first step would
+        for _, p in params:  # stage 1/2 read it through each parameter's fragment link
             if getattr(p, "_hp_mapping", None) is not None:
                 p._hp_mapping.set_optim_state_fragment(flat, flat_state)
         for (n, p), s in zip(params, states):
             for k in per_element:
                 safe_set_full_optimizer_state(p, s[k].to(device=p.device, dtype=torch.float32), k)
-    zero._hp_optimizer_states_linked = True
+    if hasattr(zero, "_hp_optimizer_states_linked"):
+        zero._hp_optimizer_states_linked = True
 
 
-def zero_sync_masters(accelerator: Any, model: torch.nn.Module) -> None:
-    """After the guards put snapshot weights into the working copy, make them the fp32 masters too
-    (every rank holds the same snapshot; each sets its own fragment)."""
-    from deepspeed.utils import safe_set_full_fp32_param
+def zero3_load_switch() -> bool:
+    """Whether transformers would partition models while loading them (its ZeRO-3 switch, which a
+    ZeRO-3 accelerator turns on)."""
+    try:
+        from transformers.integrations import is_deepspeed_zero3_enabled
+    except ImportError:
+        return False
+    return bool(is_deepspeed_zero3_enabled())
 
-    for p in accelerator.unwrap_model(model).parameters():
-        if p.requires_grad:
-            safe_set_full_fp32_param(p, p.detach().float())
+
+def restore_zero3_load_switch(was_on: bool) -> None:
+    """Turn transformers' ZeRO-3 switch back off if this run's accelerator turned it on: obliviate
+    loads models whole before accelerate starts (it never uses DeepSpeed's partition-while-loading),
+    and a model loaded after the run (the next run in the same process, an audit) must load whole
+    too, or it comes with empty parameters."""
+    if not was_on and zero3_load_switch():
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
+
+
+def zero3_reference(accelerator: Any, reference: torch.nn.Module) -> torch.nn.Module:
+    """The frozen reference model in a DeepSpeed engine of its own under ZeRO-3 (no optimizer), so
+    its parameters are partitioned like the trained model's and gathered layer by layer in its
+    forward (the way trl places a DPO reference model under ZeRO-3)."""
+    import copy
+
+    import deepspeed
+
+    cfg = copy.deepcopy(accelerator.state.deepspeed_plugin.deepspeed_config)
+    for k in ("optimizer", "scheduler"):
+        cfg.pop(k, None)
+    engine, *_ = deepspeed.initialize(model=reference, config=cfg)
+    engine.eval()  # DeepSpeedEngine.eval returns None
+    return engine

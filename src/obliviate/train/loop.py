@@ -266,16 +266,11 @@ def _check_distributed_type(accelerator: Accelerator) -> None:
                           "version 2 (fully_shard): set fsdp_version: 2 in the accelerate config (as "
                           "presets/accelerate/fsdp.yaml does), or launch with presets/accelerate/ddp.yaml")
     stage = accelerator.state.deepspeed_plugin.zero_stage if kind == DistributedType.DEEPSPEED else None
-    if stage == 3:
-        # ZeRO-3 partitions the parameters too: the frozen reference model would need a second
-        # engine and the guards' snapshots gathering, which the loop does not do.
-        raise ConfigError("this run was launched with DeepSpeed ZeRO-3, which obliviate's training loop does not "
-                          "support; shard the weights with FSDP (presets/accelerate/fsdp.yaml), or launch with "
-                          "deepspeed_zero2.yaml or ddp.yaml")
-    if stage is not None and stage not in (1, 2):
-        # Checkpoints read the masters and optimizer state through ZeRO-1/2's partitions.
+    if stage is not None and stage not in (1, 2, 3):
+        # Checkpoints read the masters and optimizer state through ZeRO's partitions.
         raise ConfigError(f"this run was launched with DeepSpeed ZeRO stage {stage}; obliviate's training loop runs "
-                          "DeepSpeed with zero_stage 1 or 2 (presets/accelerate/deepspeed_zero2.yaml), or use ddp.yaml")
+                          "DeepSpeed with zero_stage 1, 2 or 3 (presets/accelerate/deepspeed_zero2.yaml, "
+                          "deepspeed_zero3.yaml), or use ddp.yaml")
 
 
 def _progress(enabled: bool):
@@ -360,10 +355,11 @@ def _nan_back(rows: list[dict]) -> list[dict]:
 
 
 def _restore_run_state(meta: dict, log: RunLog, guard: CollapseGuard | None, initial: Snapshot,
-                       model: torch.nn.Module, out_dir: str) -> tuple[Snapshot, tuple[float, Snapshot] | None]:
+                       model: torch.nn.Module, out_dir: str, current: Snapshot
+                       ) -> tuple[Snapshot, tuple[float, Snapshot] | None]:
     """Put the log and the guards back as they were when the checkpoint was written (the model,
-    optimizer and scheduler are restored already); returns the last good and the best snapshots."""
-    step = int(meta["step"])
+    optimizer and scheduler are restored already, ``current`` is their snapshot); returns the last
+    good and the best snapshots."""
     state = meta.get("run_state") or {}
     log.history = _nan_back(meta.get("history", []))
     log.probes = _nan_back(state.get("probes", []))
@@ -372,7 +368,6 @@ def _restore_run_state(meta: dict, log: RunLog, guard: CollapseGuard | None, ini
     if guard is not None and collapse:
         guard.start = collapse["start"]
         guard.history = [(int(s), float("nan") if v is None else v) for s, v in collapse["history"]]
-    current = Snapshot.take(model, step)
 
     def snap(ref: dict) -> Snapshot:
         if ref["source"] == "initial":
@@ -400,6 +395,18 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     ``train_cfg.lora`` the returned model has the adapters merged, or is the `PeftModel` with
     ``lora_output="adapter"`` (or the older ``merge_lora=False``).
     """
+    # A ZeRO-3 accelerator turns on transformers' partition-while-loading switch; it is set back
+    # however the run ends, so a model loaded afterwards in this process loads whole.
+    zero3_switch = dist.zero3_load_switch()
+    try:
+        return _run_unlearning(model, tokenizer, task, spec, method_cfg, train_cfg, fmt, needs_reference)
+    finally:
+        dist.restore_zero3_load_switch(zero3_switch)
+
+
+def _run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, task: ForgetTask, spec: MethodSpec,
+                    method_cfg: Any, train_cfg: TrainConfig, fmt: PromptFormat | None,
+                    needs_reference: bool) -> tuple[torch.nn.Module, RunLog]:
     if spec.loss is None:
         raise TypeError(f"method {spec.name!r} is not a gradient method; call its run() instead")
     if train_cfg.best_rule not in BEST_RULES:
@@ -479,13 +486,13 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
 
     groups = spec.prepare(method_cfg, model, task, tokenizer, fmt) if spec.prepare is not None else None
     sharded = dist.is_sharded(accelerator)
-    zero = dist.is_zero(accelerator)  # DeepSpeed ZeRO-2: masters and optimizer state partitioned
-    if sharded and gradient_masks(model):
+    zero = dist.is_zero(accelerator)  # DeepSpeed ZeRO: masters and optimizer state partitioned (stage 3: weights)
+    if (sharded or dist.zero_stage(accelerator) == 3) and gradient_masks(model):
         from obliviate.config import ConfigError
 
-        raise ConfigError(f"method {spec.name!r} masks parameter gradients with hooks, which FSDP's fully_shard "
-                          "replaces; run it with presets/accelerate/ddp.yaml (or deepspeed_zero2.yaml), or with "
-                          "--train lora=true")
+        raise ConfigError(f"method {spec.name!r} masks parameter gradients with hooks, which parameter sharding "
+                          "(FSDP's fully_shard, ZeRO-3's partitions) replaces; run it with presets/accelerate/ddp.yaml "
+                          "(or deepspeed_zero2.yaml), or with --train lora=true")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"method {spec.name!r} left no trainable parameters")
@@ -516,7 +523,7 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     probe = {s: to_dev(collate(streams[s][: train_cfg.probe_size], pad)) if streams.get(s) else None
              for s in ("forget", "retain")}
     log = RunLog(method=spec.name, total_steps=total, notices=notices, num_processes=world,
-                 sharding="fsdp" if sharded else "zero2" if zero else "none",
+                 sharding="fsdp" if sharded else f"zero{dist.zero_stage(accelerator)}" if zero else "none",
                  params_per_process=dist.local_numel(model) + (dist.local_numel(reference) if reference is not None
                                                                and not train_cfg.lora else 0))
     # The collapse guard watches the retain NLL: without retain data it has nothing to watch (notice above).
@@ -525,7 +532,7 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
     # In-memory snapshots of the trainable weights back the NaN/collapse roll-back; above ~200M
     # trainable parameters they would double memory, so large full fine-tunes rely on disk checkpoints.
     small = sum(p.numel() for p in params) <= 200_000_000
-    good = initial = Snapshot.take(accelerator.unwrap_model(model), 0)
+    good = initial = dist.take_snapshot(accelerator, model, 0)
     best: tuple[float, Snapshot] | None = None
     start_step = 0
     fingerprint = None
@@ -534,14 +541,14 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
         if world > 1:  # the step count and the batch of a step depend on it (absent for 1 process: older checkpoints)
             fingerprint["train_config"]["num_processes"] = world
         if sharded or zero:  # its optimizer state is keyed by parameter name
-            fingerprint["train_config"]["sharding"] = "fsdp" if sharded else "zero2"
+            fingerprint["train_config"]["sharding"] = "fsdp" if sharded else f"zero{dist.zero_stage(accelerator)}"
         meta = ckpt.load_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer, scheduler,
                                     fingerprint=fingerprint,
                                     apply=lambda w, o: dist.load_full_state(accelerator, model, optimizer, w, o))
         if meta is not None:
             start_step = log.resumed_from = int(meta["step"])
             good, best = _restore_run_state(meta, log, guard, good, accelerator.unwrap_model(model),
-                                            train_cfg.output_dir)
+                                            train_cfg.output_dir, dist.take_snapshot(accelerator, model, start_step))
     ctx = StepContext(step=start_step, total_steps=total, reference=reference,
                       steps_per_epoch=micro_per_epoch / per_step)
     if train_cfg.output_dir and meta is not None:
@@ -616,7 +623,7 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
                         if not math.isfinite(p["retain_nll"]) and probe["retain"] is not None:
                             raise TrainingStopped(f"non-finite retain NLL at step {step + 1}")
                         if small:
-                            good = Snapshot.take(accelerator.unwrap_model(model), step + 1)
+                            good = dist.take_snapshot(accelerator, model, step + 1)
                         if train_cfg.best_rule != "last":
                             s = rule_score(train_cfg.best_rule, p["forget_nll"], p["retain_nll"])
                             if best is None or s > best[0]:
@@ -639,16 +646,12 @@ def run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, t
                                                                    "run_state": state, "method_state": ctx.state},
                                              snapshots=snapshots, weights=weights, optimizer_state=opt_state)
         except TrainingStopped as e:
-            good.restore(accelerator.unwrap_model(model))
+            dist.restore_snapshot(accelerator, model, good)
             log.stopped = str(e)
             log.steps = good.step
-            if zero:
-                dist.zero_sync_masters(accelerator, model)
     if best is not None and train_cfg.best_rule != "last":
-        best[1].restore(accelerator.unwrap_model(model))
+        dist.restore_snapshot(accelerator, model, best[1])
         log.best_step = best[1].step
-        if zero:
-            dist.zero_sync_masters(accelerator, model)
     accelerator.wait_for_everyone()  # every rank has finished before anyone returns (and writes) the model
     if trackers:
         accelerator.end_training()
