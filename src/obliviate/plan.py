@@ -418,8 +418,8 @@ def plan_memory(model: str | Any, method: str, *, lora: bool = False, lora_r: Op
         notes.append(f"{method} runs a prepare hook (masks, saliency, frozen layers or noise); the plan counts every "
                      "parameter as trainable, an upper bound")
     if sharding == "zero3":
-        notes.append("the training loop refuses ZeRO-3 (README, Multi-GPU; shard with --fsdp instead): this is what "
-                     "such a run would need")
+        notes.append("ZeRO-3 partitions the frozen reference model too (an engine of its own, README, Multi-GPU); "
+                     "gradient-mask methods (GRIN) are refused under it")
     if "retain_set (optional)" in info.needs or "retain_set (optional, alpha > 0)" in info.needs:
         notes.append("counts the optional retain stream; without retain data there is one forward pass fewer")
     if dtype != "float32" and not lora:
