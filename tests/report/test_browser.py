@@ -37,8 +37,8 @@ def _chromium() -> str:
 class _Proxy:
     """A TCP listener posing as the browser's HTTP(S) proxy: it records each request and closes the
     connection. A connection that sends nothing (Chromium may open one to its proxy ahead of need, a
-    preconnect) fetches nothing: it is counted in ``idle``, not recorded as a request; every real
-    request starts with its ``GET``/``CONNECT`` line."""
+    preconnect) fetches nothing and is not recorded as a request; every real request starts with its
+    ``GET``/``CONNECT`` line."""
 
     def __init__(self) -> None:
         self.sock = socket.socket()
@@ -46,7 +46,6 @@ class _Proxy:
         self.sock.listen(16)
         self.sock.settimeout(0.2)
         self.requests: list[bytes] = []
-        self.idle = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -69,8 +68,6 @@ class _Proxy:
                     data = b""
                 if data:
                     self.requests.append(data)
-                else:
-                    self.idle += 1
 
     def close(self) -> None:
         self.stop.set()

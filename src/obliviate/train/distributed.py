@@ -420,6 +420,14 @@ def _zero_layout(accelerator: Any, model: torch.nn.Module, optimizer: Any):
     return zero, zero.optimizer, layout
 
 
+def _group_names(layout: list) -> dict[int, list[str]]:
+    """The parameter names each base optimizer group holds, in ZeRO's order (`_zero_layout`)."""
+    names: dict[int, list[str]] = {}
+    for g, params, _ in layout:
+        names.setdefault(g, []).extend(n for n, _ in params)
+    return names
+
+
 def zero_full_state(accelerator: Any, model: torch.nn.Module, trainable_only: bool) -> dict[str, torch.Tensor]:
     """The fp32 master weights of the trained parameters as whole tensors on the CPU (a collective),
     and with ``trainable_only=False`` the rest of the model's state from the working copy."""
@@ -445,19 +453,18 @@ def zero_optimizer_state(accelerator: Any, model: torch.nn.Module, optimizer: An
 
     zero, base, layout = _zero_layout(accelerator, model, optimizer)
     state: dict[str, dict] = {}
-    group_names: dict[int, list[str]] = {}
-    for g, params, flat in layout:
+    for _, params, flat in layout:
         flat_state = base.state.get(flat, {})
         per_element = sorted(k for k, v in flat_state.items() if torch.is_tensor(v) and v.shape == flat.shape)
         shared = {k: v for k, v in flat_state.items() if k not in per_element}  # e.g. Adam's step
-        group_names.setdefault(g, []).extend(n for n, _ in params)
         for n, p in params:
             s = {k: v.clone() if torch.is_tensor(v) else v for k, v in shared.items()}
             for k in per_element:
                 s[k] = safe_get_full_optimizer_state(p, k).detach().cpu().clone()
             if s:
                 state[n] = s
-    param_groups = [{**{k: v for k, v in group.items() if k != "params"}, "params": group_names.get(i, [])}
+    names = _group_names(layout)
+    param_groups = [{**{k: v for k, v in group.items() if k != "params"}, "params": names.get(i, [])}
                     for i, group in enumerate(base.param_groups)]
     return {"state": state, "param_groups": param_groups}
 
@@ -479,9 +486,7 @@ def zero_load_state(accelerator: Any, model: torch.nn.Module, optimizer: Any, we
     if optimizer_state is None:
         return
     saved_groups = optimizer_state["param_groups"]
-    names: dict[int, list[str]] = {}
-    for g, params, _ in layout:
-        names.setdefault(g, []).extend(n for n, _ in params)
+    names = _group_names(layout)
     if len(saved_groups) != len(base.param_groups) or any(
             saved["params"] != names.get(i, []) for i, saved in enumerate(saved_groups)):
         raise RuntimeError("the checkpoint's optimizer groups hold other parameters than this run's")

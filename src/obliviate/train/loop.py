@@ -487,6 +487,7 @@ def _run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, 
     groups = spec.prepare(method_cfg, model, task, tokenizer, fmt) if spec.prepare is not None else None
     sharded = dist.is_sharded(accelerator)
     zero = dist.is_zero(accelerator)  # DeepSpeed ZeRO: masters and optimizer state partitioned (stage 3: weights)
+    sharding = "fsdp" if sharded else f"zero{dist.zero_stage(accelerator)}" if zero else "none"
     if (sharded or dist.zero_stage(accelerator) == 3) and gradient_masks(model):
         from obliviate.config import ConfigError
 
@@ -523,7 +524,7 @@ def _run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, 
     probe = {s: to_dev(collate(streams[s][: train_cfg.probe_size], pad)) if streams.get(s) else None
              for s in ("forget", "retain")}
     log = RunLog(method=spec.name, total_steps=total, notices=notices, num_processes=world,
-                 sharding="fsdp" if sharded else f"zero{dist.zero_stage(accelerator)}" if zero else "none",
+                 sharding=sharding,
                  params_per_process=dist.local_numel(model) + (dist.local_numel(reference) if reference is not None
                                                                and not train_cfg.lora else 0))
     # The collapse guard watches the retain NLL: without retain data it has nothing to watch (notice above).
@@ -540,8 +541,8 @@ def _run_unlearning(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, 
         fingerprint = ckpt.run_fingerprint(spec.name, method_cfg, train_cfg, ckpt.data_digest(streams), start_digest)
         if world > 1:  # the step count and the batch of a step depend on it (absent for 1 process: older checkpoints)
             fingerprint["train_config"]["num_processes"] = world
-        if sharded or zero:  # its optimizer state is keyed by parameter name
-            fingerprint["train_config"]["sharding"] = "fsdp" if sharded else f"zero{dist.zero_stage(accelerator)}"
+        if sharding != "none":  # its optimizer state is keyed by parameter name
+            fingerprint["train_config"]["sharding"] = sharding
         meta = ckpt.load_checkpoint(train_cfg.output_dir, accelerator.unwrap_model(model), optimizer, scheduler,
                                     fingerprint=fingerprint,
                                     apply=lambda w, o: dist.load_full_state(accelerator, model, optimizer, w, o))
