@@ -132,3 +132,19 @@ def test_markdown_carries_the_same_tables(lm_report_dict):
     assert "### Membership inference and privacy" in md
     assert "- command: `obliviate demo --quick`" in md
     assert "Negative Preference Optimization" in md
+
+
+def test_one_rule_decides_whether_a_value_is_a_mean_over_seeds():
+    """Table cells, error bars and the page's spread note share `content.seed_spread`."""
+    from obliviate.report.content import _cell_of, seed_spread
+
+    over3 = {"value": 2.0, "std": 0.5, "n": 3, "per_seed": [1.5, 2.0, 2.5]}
+    assert seed_spread(over3) == (0.5, 3)
+    assert seed_spread({"value": 2.0, "std": 0.5, "n_seeds": 4}) == (0.5, 4)
+    # one seed, no std, a CI only, or not a dict: not a spread over seeds
+    assert seed_spread({"value": 2.0, "std": 0.0, "n": 1, "per_seed": [2.0]}) is None
+    assert seed_spread({"value": 2.0, "per_seed": [1.0, 3.0]}) is None
+    assert seed_spread({"value": 2.0, "std": 0.1, "n": 200, "ci": [1.8, 2.2]}) is None
+    assert seed_spread(None) is None and seed_spread(3.0) is None
+    assert _cell_of(over3, None).spread == "± 0.500 (n=3 seeds)"
+    assert _cell_of({"value": 2.0, "std": 0.1, "n": 200, "ci": [1.8, 2.2]}, None).spread == "[1.800, 2.200]"

@@ -135,13 +135,23 @@ class Row:
     n_seeds: int = 1
 
 
+def seed_spread(r: Any) -> tuple[float, int] | None:
+    """``(std, number of seeds)`` when the metric dict ``r`` is a mean over more than one seed (the
+    digits, domains and multimodal benches write ``per_seed`` beside ``std``; a seed summary writes
+    ``n_seeds``), else None. The table cells, the error bars and the page's spread note all ask this."""
+    if not isinstance(r, dict) or r.get("std") is None:
+        return None
+    n = r.get("n_seeds") or (len(r["per_seed"]) if isinstance(r.get("per_seed"), list) else None)
+    return (r["std"], n) if n and n > 1 else None
+
+
 def _cell_of(r: dict | None, skipped: str | None) -> Cell:
     if r is None:
         return Cell(None, "skipped" if skipped else "—", missing=skipped or "")
     v = r.get("value")
-    std, n = r.get("std"), r.get("n_seeds") or (r.get("n") if "per_seed" in r else None)
-    if std is not None and n and n > 1:  # a mean over seeds (digits bench): ± the spread over seeds
-        return Cell(v, fmt_value(v), f"± {fmt_value(std)} (n={n} seeds)")
+    spread = seed_spread(r)
+    if spread is not None:  # a mean over seeds: ± the spread over seeds
+        return Cell(v, fmt_value(v), f"± {fmt_value(spread[0])} (n={spread[1]} seeds)")
     ci = r.get("ci")
     if ci and ci[0] is not None and ci[1] is not None:
         return Cell(v, fmt_value(v), f"[{fmt_value(ci[0])}, {fmt_value(ci[1])}]")

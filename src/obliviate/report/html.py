@@ -183,8 +183,7 @@ def _extra_tables(report: Report) -> list[tuple[str, dict]]:
 
 def _over_seeds(report: Report) -> bool:
     """Whether the report's values are means over several seeds (the domains / multimodal benches)."""
-    return any(len(r.get("per_seed") or []) > 1 for e in report.models.values() for r in e.metrics.values()
-               if isinstance(r, dict))
+    return any(content.seed_spread(r) is not None for e in report.models.values() for r in e.metrics.values())
 
 
 def _pct(v: float | None) -> str:

@@ -123,8 +123,9 @@ def _err(report: Report, name: str, metric: str, v: float | None) -> tuple[float
         return s, s
     e = report.models.get(name)
     r = (e.metrics.get(metric) if e else None) or {}
-    if r.get("std") is not None and (r.get("n") or 0) > 1 and "per_seed" in r:
-        return r["std"], r["std"]
+    spread = content.seed_spread(r)
+    if spread is not None:
+        return spread[0], spread[0]
     ci = r.get("ci")
     if ci and _finite(ci[0]) and _finite(ci[1]):
         return max(0.0, v - ci[0]), max(0.0, ci[1] - v)
