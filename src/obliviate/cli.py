@@ -307,12 +307,14 @@ def bench(benchmark: str = "fictional_authors", methods: Optional[list[str]] = N
 
     Args:
         benchmark: fictional_authors (language), muse (MUSE's six-way evaluation of a MUSE-format
-            corpus from --source), digits (image classifiers) or domains (domain unlearning in a
-            CLIP-style model: ADU and its baselines; splits forget1, forget3).
+            corpus from --source), digits (image classifiers), domains (domain unlearning in a
+            CLIP-style model: ADU and its baselines; splits forget1, forget3) or multimodal (Forget-MI
+            on synthetic patients' image+report records; splits forget03/06/10).
         methods: method names, or "all" (default: GA, GradDiff, NPO, SimNPO; muse: GA, NPO; digits: all
             image methods).
         split: benchmark split (fictional_authors: forget01/05/10, default forget10; muse: news/books,
-            default news; digits: random10, class, subclass).
+            default news; digits: random10, class, subclass; domains: forget1 (default), forget3;
+            multimodal: forget03, forget06, forget10 (default)).
         source: muse only: a local copy of MUSE-News/MUSE-Books (a directory) or its Hub id.
         model: muse only: the target model to unlearn (default muse-bench/MUSE-<News|Books>_target).
         reference: muse only: the retrained oracle (default muse-bench/MUSE-<News|Books>_retrain).
