@@ -239,3 +239,25 @@ def test_privleak_metric_ci():
     assert r.details["auc"] == pytest.approx(0.56) and r.value == pytest.approx(0.0, abs=1e-6)
     f, h = mia.scores_min_k(m.need("forget")), mia.scores_min_k(m.need("holdout"))
     assert r.ci == mia.privleak_ci(f, h, 0.56) and r.ci[0] < 0 < r.ci[1]  # fixed logged AUC: the model's AUC varies
+
+
+def test_two_sample_bootstrap_ci_resamples_each_side_on_its_own():
+    from obliviate.metrics.base import two_sample_bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    a, b = rng.random(7), rng.random(11)  # different sizes: the two sides cannot be paired
+    seen = []
+
+    def stat(x, y):
+        seen.append((len(x), len(y)))
+        return float(np.mean(x) - np.mean(y))
+
+    ci = two_sample_bootstrap_ci(a, b, stat, n_boot=50, seed=3)
+    assert set(seen) == {(7, 11)} and len(seen) == 50
+    # the same draws by hand: side a first, then side b, from one generator
+    g, want = np.random.default_rng(3), []
+    for _ in range(50):
+        x = a[g.integers(0, 7, 7)]
+        want.append(float(np.mean(x) - np.mean(b[g.integers(0, 11, 11)])))
+    assert ci == _quantiles(want)
+    assert two_sample_bootstrap_ci(a[:1], b, stat) is None

@@ -73,7 +73,7 @@ def bootstrap_ci(
     return (float(lo), float(hi))
 
 
-def paired_bootstrap_ci(
+def two_sample_bootstrap_ci(
     a: np.ndarray,
     b: np.ndarray,
     statistic: Callable[[np.ndarray, np.ndarray], float],
@@ -82,7 +82,8 @@ def paired_bootstrap_ci(
     alpha: float = 0.05,
     seed: int = 0,
 ) -> tuple[float, float] | None:
-    """Bootstrap CI of a two-sample statistic (e.g. AUC of members vs non-members), resampling each side."""
+    """Bootstrap CI of a two-sample statistic (e.g. AUC of members vs non-members), resampling each side
+    independently (the samples are not paired: member i and non-member i are different examples)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape[0] < 2 or b.shape[0] < 2:

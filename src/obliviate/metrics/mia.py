@@ -18,7 +18,7 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
-from obliviate.metrics.base import MetricResult, MissingReferenceError, paired_bootstrap_ci
+from obliviate.metrics.base import MetricResult, MissingReferenceError, two_sample_bootstrap_ci
 from obliviate.registry import register
 from obliviate.scoring.types import AuditView, ScoredSet
 
@@ -127,7 +127,7 @@ def scores_min_k_pp(ss: ScoredSet, k: float = 0.4) -> np.ndarray:
 def _auc_result(name: str, member: np.ndarray, nonmember: np.ndarray, details: dict | None = None,
                 compared_to: str | None = None) -> MetricResult:
     return MetricResult(name, mia_auc(member, nonmember), "closer_to_reference", n=len(member) + len(nonmember),
-                        ci=paired_bootstrap_ci(member, nonmember, rank_auc, n_boot=200),
+                        ci=two_sample_bootstrap_ci(member, nonmember, rank_auc, n_boot=200),
                         compared_to=compared_to,
                         details={"member": "forget (label 0)", "nonmember": "holdout (label 1)",
                                  "score": "loss-like, higher = non-member", **(details or {})})

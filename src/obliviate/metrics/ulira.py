@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from obliviate.metrics.base import MetricResult, paired_bootstrap_ci
+from obliviate.metrics.base import MetricResult, two_sample_bootstrap_ci
 
 
 def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -132,7 +132,7 @@ def ulira_from_scores(unlearned_scores: np.ndarray, retrained_scores: np.ndarray
     y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
     auc = 100.0 * float(roc_auc_score(y, np.r_[pos, neg]))
     # rank_auc(members=b, non-members=a) = P(score_a > score_b): the same AUC without sklearn's overhead
-    ci = paired_bootstrap_ci(pos, neg, lambda a, b: 100.0 * rank_auc(b, a), n_boot=200)
+    ci = two_sample_bootstrap_ci(pos, neg, lambda a, b: 100.0 * rank_auc(b, a), n_boot=200)
     # the paper's balanced accuracy of the likelihood-ratio test "IN iff Λ > 0"
     acc = 50.0 * (float((pos > 0).mean()) + float((neg <= 0).mean()))
     details = {"n_pos": len(pos), "n_neg": len(neg), "n_shadows": n_shadows, "coverage": coverage,
