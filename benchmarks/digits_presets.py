@@ -42,7 +42,10 @@ def main() -> None:
                 return d[k]["value"]
 
             m = e.metrics
-            line.append(f"{sc}: UA {v(m, 'unlearning_accuracy'):.1f}/{v(r, 'unlearning_accuracy'):.1f} "
+            ran = len(m["unlearning_accuracy"].get("per_seed") or [0])
+            partial = (f" [{ran} of {len(seeds)} seeds; skipped: {e.skipped.get('run', '')}]"
+                       if ran < len(seeds) else "")
+            line.append(f"{sc}{partial}: UA {v(m, 'unlearning_accuracy'):.1f}/{v(r, 'unlearning_accuracy'):.1f} "
                         f"RA {v(m, 'retain_accuracy'):.1f} TA {v(m, 'test_accuracy'):.1f}/{v(r, 'test_accuracy'):.1f} "
                         f"MIA {v(m, 'mia_efficacy'):.1f}/{v(r, 'mia_efficacy'):.1f} gap {v(m, 'avg_gap'):.2f}")
         print(" | ".join(line), flush=True)

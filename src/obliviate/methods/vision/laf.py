@@ -69,7 +69,7 @@ class EmbeddingVAE(nn.Module):
 
     def forward(self, e: torch.Tensor, noise: torch.Tensor | None = None):
         h = self.enc(e)
-        mu, logvar = self.mu(h), self.logvar(h)
+        mu, logvar = self.mu(h), self.logvar(h).clamp(-30.0, 20.0)  # as diffusers' DiagonalGaussianDistribution
         std = torch.exp(0.5 * logvar)
         z = mu + std * (torch.randn_like(std) if noise is None else noise)
         return self.dec(z), mu, std
