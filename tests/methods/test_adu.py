@@ -146,7 +146,13 @@ def test_adu_forgets_a_domain_better_than_the_baseline(bench_cache, monkeypatch,
     assert 'id="headline-table"' in (tmp_path / "report.html").read_text() and (tmp_path / "report.md").exists()
     h = {k: e.metrics["domain_h"]["value"] for k, e in rep.models.items()}
     mem = {k: e.metrics["domain_mem"]["value"] for k, e in rep.models.items()}
-    assert h["adu"] > h["adu_baseline"] + 5, h
-    assert h["adu"] > h["original"] + 15, h
-    assert mem["adu"] > mem["original"] - 8, mem
-    assert rep.models["adu"].metrics["acc_edge"]["value"] < rep.models["original"].metrics["acc_edge"]["value"] - 25
+    edge = rep.models["adu"].metrics["acc_edge"]["value"]
+    # measured with the bench settings (γ = λ = 1, 200 epochs), seeds 0 / 1 / 2 (the test runs seed 0):
+    # H ADU 85.7 / 85.4 / 85.6, Baseline 71.0 / 69.9 / 71.4 (margin 14.0-15.5, threshold 10);
+    # original H 50.4 (ADU +35.0-35.3, threshold 30); Mem ADU 84.7 / 85.6 / 84.8 vs the original's 92.3
+    # (-6.7 to -7.6, threshold -9.5); edge accuracy ADU 13.3 / 14.7 / 13.6, original 65.3, oracle 11.1,
+    # chance 10 (threshold 20)
+    assert h["adu"] > h["adu_baseline"] + 10, h
+    assert h["adu"] > h["original"] + 30, h
+    assert mem["adu"] > mem["original"] - 9.5, mem
+    assert edge < 20, edge
