@@ -148,7 +148,7 @@ def test_adu_forgets_a_domain_better_than_the_baseline(bench_cache, monkeypatch,
     mem = {k: e.metrics["domain_mem"]["value"] for k, e in rep.models.items()}
     edge = rep.models["adu"].metrics["acc_edge"]["value"]
     # measured with the bench settings (γ = λ = 1, 200 epochs), seeds 0 / 1 / 2 (the test runs seed 0):
-    # H ADU 85.7 / 85.4 / 85.6, Baseline 71.0 / 69.9 / 71.4 (margin 14.0-15.5, threshold 10);
+    # H ADU 85.7 / 85.4 / 85.6, Baseline 71.0 / 69.9 / 71.4 (margin 14.2-15.5, threshold 10);
     # original H 50.4 (ADU +35.0-35.3, threshold 30); Mem ADU 84.7 / 85.6 / 84.8 vs the original's 92.3
     # (-6.7 to -7.6, threshold -9.5); edge accuracy ADU 13.3 / 14.7 / 13.6, original 65.3, oracle 11.1,
     # chance 10 (threshold 20)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import re
 
+import numpy as np
+
 from obliviate.report.html import render_html
 from obliviate.report.markdown import render_markdown
 from obliviate.report.schema import Report
@@ -148,3 +150,27 @@ def test_one_rule_decides_whether_a_value_is_a_mean_over_seeds():
     assert seed_spread(None) is None and seed_spread(3.0) is None
     assert _cell_of(over3, None).spread == "± 0.500 (n=3 seeds)"
     assert _cell_of({"value": 2.0, "std": 0.1, "n": 200, "ci": [1.8, 2.2]}, None).spread == "[1.800, 2.200]"
+
+
+def test_the_seed_table_marks_a_value_that_rests_on_fewer_seeds():
+    """A method that diverged on one of three seeds is a mean over two: the terminal table says n=2."""
+    import io
+
+    from rich.console import Console
+
+    from obliviate.report.schema import ModelEntry, Report
+    from obliviate.report.table import print_seed_table
+
+    def metric(vals):
+        return {"value": float(np.mean(vals)), "std": float(np.std(vals)), "n": len(vals), "per_seed": vals,
+                "direction": "lower"}
+
+    rep = Report(kind="bench", task={"benchmark": "digits", "seeds": [0, 1, 2]})
+    rep.models["full"] = ModelEntry("full", {"ua": metric([1.0, 2.0, 3.0])})
+    rep.models["partial"] = ModelEntry("partial", {"ua": metric([1.0, 3.0])}, skipped={"run": "diverged"})
+    rep.models["one"] = ModelEntry("one", {"ua": metric([4.0])})
+    buf = io.StringIO()
+    print_seed_table(rep, ["ua"], "t", {"ua": "UA"}, Console(file=buf, width=200))
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in buf.getvalue().splitlines()
+            if line.startswith("│")}
+    assert rows == {"full": "2.000 ± 0.816", "partial": "2.000 ± 1.000 (n=2)", "one": "4.000 (n=1)"}

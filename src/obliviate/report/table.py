@@ -158,8 +158,10 @@ def print_rows(rows: Sequence[dict], title: str = "", console: Console | None = 
 def print_seed_table(report, metrics, title: str, short: dict[str, str], console: Any = None,
                      width: int = 160) -> None:
     """The bench table of the image and multimodal benchmarks: one row per model, each metric as
-    mean ± std over seeds (a bare value for one seed, "skipped" for a model whose run was skipped),
-    and the seconds per unlearning run."""
+    mean ± std over seeds (a bare value for one seed, "skipped" for a model whose run was skipped,
+    "(n=k)" after a value that rests on fewer of the report's seeds than the others), and the seconds
+    per unlearning run."""
+    n_seeds = len(report.task.get("seeds") or [])
     present = [m for m in metrics if any(m in e.metrics for e in report.models.values())]
     table = Table(title=title)
     table.add_column("model")
@@ -173,10 +175,11 @@ def print_seed_table(report, metrics, title: str, short: dict[str, str], console
             d = e.metrics.get(m)
             if d is None:
                 cells.append("skipped" if e.skipped else "—")
-            elif d.get("n", 1) > 1:
-                cells.append(f"{fmt_value(d['value'])} ± {fmt_value(d['std'])}")
             else:
-                cells.append(fmt_value(d["value"]))
+                cell = (f"{fmt_value(d['value'])} ± {fmt_value(d['std'])}" if d.get("n", 1) > 1
+                        else fmt_value(d["value"]))
+                k = len(d.get("per_seed") or [d["value"]])
+                cells.append(cell + (f" (n={k})" if k < n_seeds else ""))
         secs = (e.run or {}).get("seconds")
         table.add_row(name, *cells, fmt_value(secs) if secs is not None else "—")
     (console or Console(width=None if Console().is_terminal else width)).print(table)
