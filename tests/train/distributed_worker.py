@@ -99,6 +99,11 @@ def _deepspeed_on_cpu() -> None:
 def main() -> None:
     work = Path(sys.argv[1])
     mode = sys.argv[2] if len(sys.argv) > 2 else "ddp"
+    # "main": the cases, then a run killed after its step-2 checkpoint (the processes end there, as a
+    # killed job does); "resume": a new launch that resumes it. One launch cannot do both cleanly:
+    # tearing down an interrupted DeepSpeed engine inside a live process group once aborted a rank
+    # ("terminate called without an active exception").
+    phase = sys.argv[3] if len(sys.argv) > 3 else "main"
     spec = json.loads((work / "cases.json").read_text())
     rank = int(os.environ.get("RANK", "0"))
     out = work / {"ddp": "two"}.get(mode, mode)
@@ -106,11 +111,12 @@ def main() -> None:
         _fsdp_on_cpu()
     elif mode in ("deepspeed", "deepspeed3"):
         _deepspeed_on_cpu()
-    codes = {}
-    for name, argv in spec["unlearn"].items():
-        codes[name] = _cli(argv + ["--out", str(out / name)])
-    if mode == "ddp":  # (under FSDP, GRIN's gradient-mask hooks do not survive fully_shard: exit code 2)
-        codes["audit"] = _cli(spec["audit"] + ["--out", str(out / "audit.json")])
+    if phase == "main":
+        codes = {}
+        for name, argv in spec["unlearn"].items():
+            codes[name] = _cli(argv + ["--out", str(out / name)])
+        if mode == "ddp":  # (under FSDP, GRIN's gradient-mask hooks do not survive fully_shard: exit code 2)
+            codes["audit"] = _cli(spec["audit"] + ["--out", str(out / "audit.json")])
 
     # Kill-and-resume under 2 processes: both ranks stop after the step-2 checkpoint, then resume.
     import copy
@@ -134,22 +140,25 @@ def main() -> None:
         return npo.loss(c, m, batch, ctx)
 
     cfg = TrainConfig(**spec["resume_train"], output_dir=str(out / "resume-ckpt"))
-    try:
-        run_unlearning(copy.deepcopy(model), tok, task, MethodSpec("npo", npo.config_cls, loss=killed_at_2,
-                                                                   streams=npo.streams),
-                       npo.make_config(), cfg, needs_reference=True)
-    except KeyboardInterrupt:
-        pass
+    if phase == "main":
+        (out / f"codes-{rank}.json").write_text(json.dumps({
+            "codes": codes, "world": os.environ.get("WORLD_SIZE"), "threads": torch.get_num_threads(),
+            "distributed": str(_distributed_type()), "engine": ",".join(sorted(ENGINES))}))
+        try:
+            run_unlearning(copy.deepcopy(model), tok, task, MethodSpec("npo", npo.config_cls, loss=killed_at_2,
+                                                                       streams=npo.streams),
+                           npo.make_config(), cfg, needs_reference=True)
+        except KeyboardInterrupt:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)  # killed: no clean-up runs
+        raise AssertionError("the killed run was not interrupted")
     resumed, log = run_unlearning(copy.deepcopy(model), tok, task, npo, npo.make_config(), cfg, needs_reference=True)
     if rank == 0:
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in resumed.state_dict().items()}, str(out / "resumed.safetensors"))
         (out / "resume-log.json").write_text(json.dumps({"resumed_from": log.resumed_from, "history": log.history}))
-    (out / f"codes-{rank}.json").write_text(json.dumps({"codes": codes, "world": os.environ.get("WORLD_SIZE"),
-                                                        "threads": torch.get_num_threads(),
-                                                        "distributed": str(_distributed_type()),
-                                                        "engine": ",".join(sorted(ENGINES))}))
 
 
 def _distributed_type():

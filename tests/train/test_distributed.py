@@ -91,12 +91,13 @@ def runs(tmp_path_factory, _tiny_model_master, tiny_tokenizer, tiny_task):
 def _launch(work: Path, how: list[str], mode: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *how, "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(_free_port()), str(Path(__file__).parent / "distributed_worker.py"), str(work),
-           mode]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    for phase in ("main", "resume"):  # the cases and a killed run, then a new launch that resumes it
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", *how, "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(_free_port()), str(Path(__file__).parent / "distributed_worker.py"),
+               str(work), mode, phase]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, phase + ": " + proc.stdout[-3000:] + proc.stderr[-5000:]
 
 
 @pytest.fixture(scope="module")
