@@ -137,7 +137,7 @@ def test_markdown_carries_the_same_tables(lm_report_dict):
 
 
 def test_one_rule_decides_whether_a_value_is_a_mean_over_seeds():
-    """Table cells, error bars and the page's spread note share `content.seed_spread`."""
+    """The page's cells, error bars and spread note and the terminal seed table share `seed_spread`."""
     from obliviate.report.content import _cell_of, seed_spread
 
     over3 = {"value": 2.0, "std": 0.5, "n": 3, "per_seed": [1.5, 2.0, 2.5]}

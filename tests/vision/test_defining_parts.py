@@ -559,7 +559,7 @@ def test_laf_stops_with_a_clear_error_before_a_non_finite_loss_reaches_its_weigh
     x, y = task.forget_set.tensors
     x = x.clone()
     x[0, 0] = float("nan")
-    bad = dataclasses.replace(task, forget_set=torch.utils.data.TensorDataset(x, y))
+    bad = dataclasses.replace(task, forget_set=TensorDataset(x, y))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cfg = laf.LAFConfig(epochs=1, repair_epochs=0, vae_epochs=1)
     with pytest.raises(ValueError, match=r"laf diverged: the .* loss became (nan|inf|-inf) .*lower lr_ue"):

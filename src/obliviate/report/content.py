@@ -11,7 +11,7 @@ from typing import Any
 
 from obliviate.metrics.base import ARROWS
 from obliviate.report.schema import Report
-from obliviate.report.table import fmt_value
+from obliviate.report.table import fmt_value, seed_spread
 
 # The headline of a report on the built-in benchmark or user files (api.HEADLINE, kept here so the
 # report does not import the training stack).
@@ -133,16 +133,6 @@ class Row:
     cells: dict[str, Cell] = field(default_factory=dict)
     seconds: str = "—"
     n_seeds: int = 1
-
-
-def seed_spread(r: Any) -> tuple[float, int] | None:
-    """``(std, number of seeds)`` when the metric dict ``r`` is a mean over more than one seed (the
-    digits, domains and multimodal benches write ``per_seed`` beside ``std``; a seed summary writes
-    ``n_seeds``), else None. The table cells, the error bars and the page's spread note all ask this."""
-    if not isinstance(r, dict) or r.get("std") is None:
-        return None
-    n = r.get("n_seeds") or (len(r["per_seed"]) if isinstance(r.get("per_seed"), list) else None)
-    return (r["std"], n) if n and n > 1 else None
 
 
 def _cell_of(r: dict | None, skipped: str | None) -> Cell:

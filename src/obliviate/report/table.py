@@ -12,6 +12,17 @@ from obliviate.metrics.base import ARROWS
 from obliviate.report.schema import Report
 
 
+def seed_spread(r: Any) -> tuple[float, int] | None:
+    """``(std, number of seeds)`` when the metric dict ``r`` is a mean over more than one seed (the
+    digits, domains and multimodal benches write ``per_seed`` beside ``std``; a seed summary writes
+    ``n_seeds``), else None. The terminal seed table, the page's cells, its error bars and its spread
+    note all ask this."""
+    if not isinstance(r, dict) or r.get("std") is None:
+        return None
+    n = r.get("n_seeds") or (len(r["per_seed"]) if isinstance(r.get("per_seed"), list) else None)
+    return (r["std"], n) if n and n > 1 else None
+
+
 def fmt_value(v: float | None) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
@@ -176,9 +187,9 @@ def print_seed_table(report, metrics, title: str, short: dict[str, str], console
             if d is None:
                 cells.append("skipped" if e.skipped else "—")
             else:
-                cell = (f"{fmt_value(d['value'])} ± {fmt_value(d['std'])}" if d.get("n", 1) > 1
-                        else fmt_value(d["value"]))
-                k = len(d.get("per_seed") or [d["value"]])
+                spread = seed_spread(d)
+                cell = f"{fmt_value(d['value'])} ± {fmt_value(spread[0])}" if spread else fmt_value(d["value"])
+                k = spread[1] if spread else 1
                 cells.append(cell + (f" (n={k})" if k < n_seeds else ""))
         secs = (e.run or {}).get("seconds")
         table.add_row(name, *cells, fmt_value(secs) if secs is not None else "—")
