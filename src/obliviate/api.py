@@ -588,7 +588,8 @@ def _caches_per_model(models: dict, tokenizer: Any, fmt: PromptFormat | str | No
             by_tok[id(tok)] = ScoringCache(tok, f, **({"batch_size": cache.batch_size, "max_length": cache.max_length,
                                                        "max_new_tokens": cache.max_new_tokens,
                                                        "attention_mask": cache.attention_mask,
-                                                       "gen_batch_size": cache.gen_batch_size} if cache else {}))
+                                                       "gen_batch_size": cache.gen_batch_size,
+                                                       "gen_kv_budget": cache.gen_kv_budget} if cache else {}))
         out[name] = by_tok[id(tok)]
     return out
 

@@ -122,3 +122,57 @@ def test_shared_prompt_pass_equals_one_pass_per_answer_list(tiny_model, tiny_tok
         assert all((x == y).all() for x, y in zip(ss.token_is_argmax, want.token_is_argmax))
     n = shared.forward_examples
     assert shared.score(tiny_model, "p", prompts, lists[1]) is got[1] and shared.forward_examples == n
+
+
+def test_answer_stats_equal_the_vocabulary_moments_in_float64_across_chunks():
+    from obliviate.scoring.cache import _answer_stats
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 30, 50, generator=g) * 4  # 3 rows, 30 positions: valid tokens span 3 chunks of 32
+    labels = torch.randint(0, 50, (3, 30), generator=g)
+    valid = torch.ones(3, 30, dtype=torch.bool)
+    valid[1, 20:] = False  # a shorter row
+    labels[~valid] = -100
+    got: dict[int, tuple] = {}
+    _answer_stats(logits, labels, valid, [7, 8, 9], got)
+    for row, key in enumerate([7, 8, 9]):
+        n = int(valid[row].sum())
+        lp = torch.log_softmax(logits[row, :n].double(), -1)
+        p = lp.exp()
+        mu = (p * lp).sum(-1)
+        var = (p * lp.square()).sum(-1) - mu.square()  # the textbook form, in float64
+        tgt = lp.gather(-1, labels[row, :n, None]).squeeze(-1)
+        lp_, hit, mu_, var_ = got[key]
+        assert len(lp_) == n
+        np.testing.assert_allclose(lp_, tgt.numpy(), atol=1e-5)
+        np.testing.assert_array_equal(hit, (logits[row, :n].argmax(-1) == labels[row, :n]).numpy())
+        np.testing.assert_allclose(mu_, mu.numpy(), atol=1e-5)
+        np.testing.assert_allclose(var_, var.numpy(), atol=1e-4)
+
+
+def test_generation_continues_the_scoring_pass_prompt_kv_with_the_same_text(tiny_model, tiny_tokenizer, tiny_items):
+    """score_group(keep_kv=True) keeps each prompt's KV and first token; the pooled generation then
+    starts from them (no prefill forward) and writes what a fresh generation writes."""
+    fmt = PromptFormat()
+    items = tiny_items[:9]
+    prompts = [fmt.prompt(it.question) for it in items] + [fmt.prompt(items[0].question)]  # one repeated prompt
+    lists = [[fmt.answer(it.answer) for it in items] + [fmt.answer(items[0].answer)]]
+    fresh = ScoringCache(tiny_tokenizer, fmt, batch_size=4, max_new_tokens=8).generate(tiny_model, prompts)
+    cache = ScoringCache(tiny_tokenizer, fmt, batch_size=4, max_new_tokens=8)
+    (ss,) = cache.score_group(tiny_model, ["a"], prompts, lists, keep_kv=True)
+    assert len(cache._prompt_kv) == 9 and cache._prompt_kv_bytes > 0  # the repeated prompt kept once
+    calls = []
+    hook = tiny_model.register_forward_pre_hook(lambda m, a, k: calls.append(k["input_ids"].shape), with_kwargs=True)
+    try:
+        cache.generate_into(tiny_model, [(ss, prompts)])
+    finally:
+        hook.remove()
+    assert ss.generations == fresh
+    assert all(shape[1] == 1 for shape in calls), calls  # decode steps only: the prompts were not run again
+    assert not cache._prompt_kv and cache._prompt_kv_bytes == 0
+    # a budget too small for any prompt keeps nothing, and generation prefills as before
+    small = ScoringCache(tiny_tokenizer, fmt, batch_size=4, max_new_tokens=8, gen_kv_budget=1)
+    (ss2,) = small.score_group(tiny_model, ["a"], prompts, lists, keep_kv=True)
+    assert not small._prompt_kv
+    small.generate_into(tiny_model, [(ss2, prompts)])
+    assert ss2.generations == fresh

@@ -53,3 +53,24 @@ def test_a_logits_processor_in_the_generation_config_falls_back_to_generate(tiny
     tiny_model.generation_config.repetition_penalty = 1.0
     assert can_prune(tiny_model)
     assert stop_ids(tiny_model, tiny_tokenizer)  # the EOS at least
+
+
+def test_the_generation_batch_is_sized_by_the_kv_cache_budget(tiny_model, tiny_tokenizer, tiny_items):
+    from obliviate.scoring.cache import kv_bytes_per_token
+
+    cfg = tiny_model.config
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    per_token = cfg.num_hidden_layers * 2 * kv_heads * head_dim * 4  # float32
+    assert kv_bytes_per_token(tiny_model) == per_token
+    cache = ScoringCache(tiny_tokenizer, batch_size=4, max_new_tokens=10, gen_kv_budget=per_token * 30 * 7)
+    assert cache.gen_rows(tiny_model, 20, 100) == 7  # 7 rows of 20 + 10 tokens fill the budget
+    assert cache.gen_rows(tiny_model, 20, 5) == 5  # never more rows than prompts
+    assert cache.gen_rows(tiny_model, 200, 100) == 4  # never fewer than batch_size
+    assert ScoringCache(tiny_tokenizer, batch_size=4, gen_batch_size=3).gen_rows(tiny_model, 20, 100) == 3
+    # the batch size changes how the prompts are batched, not what is generated
+    prompts = [PromptFormat().prompt(it.question) for it in tiny_items[:9]]
+    one = ScoringCache(tiny_tokenizer, batch_size=2, max_new_tokens=10)
+    assert one.gen_rows(tiny_model, 40, 9) == 9
+    assert one.generate(tiny_model, prompts) == ScoringCache(tiny_tokenizer, batch_size=2, max_new_tokens=10,
+                                                             gen_batch_size=2).generate(tiny_model, prompts)

@@ -78,9 +78,12 @@ def plain_cache(cache: Any) -> bool:
 
 @torch.no_grad()
 def greedy_generate(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    max_new_tokens: int, stop_ids: list[int] | int | None) -> list[list[int]] | None:
+                    max_new_tokens: int, stop_ids: list[int] | int | None,
+                    prefill: tuple[Any, torch.Tensor] | None = None) -> list[list[int]] | None:
     """The greedy continuation of each left-padded row, without its stop token (``None`` when the
-    model's cache is not one this can prune: the caller then uses ``generate``)."""
+    model's cache is not one this can prune: the caller then uses ``generate``). ``prefill``: the
+    rows' prompt KV cache (left-padded like ``input_ids``) and first greedy tokens, already computed
+    (by the scoring pass over the same prompts); the prefill forward is then skipped."""
     from transformers import DynamicCache
 
     stops = torch.tensor([] if stop_ids is None else [stop_ids] if isinstance(stop_ids, int) else list(stop_ids),
@@ -88,18 +91,21 @@ def greedy_generate(model: torch.nn.Module, input_ids: torch.Tensor, attention_m
     arg = cache_arg(model)
     if arg is None:
         return None
-    cache = DynamicCache(config=model.config)
     mask = attention_mask.long()
     pos = positions(mask)
-    out = model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
-                **{arg: cache})
-    cache = getattr(out, arg, None) or cache
+    if prefill is not None:
+        cache, nxt = prefill
+    else:
+        cache = DynamicCache(config=model.config)
+        out = model(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
+                    **{arg: cache})
+        cache = getattr(out, arg, None) or cache
+        nxt = out.logits[:, -1].argmax(-1)
     if not plain_cache(cache):
         return None
     alive = torch.arange(input_ids.shape[0], device=input_ids.device)
     last = pos[:, -1]
     result: list[list[int]] = [[] for _ in range(input_ids.shape[0])]
-    nxt = out.logits[:, -1].argmax(-1)
     for step in range(max_new_tokens):
         done = torch.isin(nxt, stops)
         for row, tok, d in zip(alive.tolist(), nxt.tolist(), done.tolist()):

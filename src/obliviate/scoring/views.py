@@ -15,8 +15,9 @@ GENERATED_SETS = ("forget", "retain", "world_facts", "real_authors", "knowmem_fo
 
 
 def _score_items(cache: ScoringCache, model: torch.nn.Module, key: str, items: list[QAItem], view: AuditView,
-                 context: Turns = ()) -> list[str]:
-    """Score one QA set's answers, paraphrases and perturbed answers; returns its prompts."""
+                 context: Turns = (), generate: bool = False) -> list[str]:
+    """Score one QA set's answers, paraphrases and perturbed answers; returns its prompts (whose KV
+    the cache keeps for the generation that follows when ``generate``)."""
     fmt, tok = cache.fmt, cache.tokenizer
     prompts = [fmt.prompt(it.question, tok, tuple(context) + it.context) for it in items]
     ids = [it.id for it in items]
@@ -27,7 +28,7 @@ def _score_items(cache: ScoringCache, model: torch.nn.Module, key: str, items: l
     answers = [[fmt.answer(it.answer, tok) for it in items]]
     answers += [[fmt.answer(it.paraphrased_answer or "", tok) for it in items]] if has_para else []
     answers += [[fmt.answer(it.perturbed_answers[j], tok) for it in items] for j in range(k)]
-    scored = cache.score_group(model, keys, prompts, answers, ids)
+    scored = cache.score_group(model, keys, prompts, answers, ids, keep_kv=generate)
     view.sets[key] = scored[0]
     view.sets[key].answers = [it.answer for it in items]
     # The questions themselves (familiarity probes exclude question words from the answer anchors).
@@ -82,8 +83,9 @@ def build_view(model: torch.nn.Module, name: str, task: ForgetTask, cache: Scori
     to_generate = []  # (scored set, prompts): every set's generations in one pooled call, at the end
     for key, items in sets.items():
         if items:
-            prompts = _score_items(cache, model, key, list(items), view, icl_context(task, key))
-            if generate and key in GENERATED_SETS:
+            gen = generate and key in GENERATED_SETS
+            prompts = _score_items(cache, model, key, list(items), view, icl_context(task, key), gen)
+            if gen:
                 to_generate.append((view.sets[key], prompts))
     for key, texts in (("forget_text", task.forget_texts), ("retain_text", task.retain_texts),
                        ("holdout_text", task.holdout_texts)):
