@@ -176,3 +176,24 @@ def test_generation_continues_the_scoring_pass_prompt_kv_with_the_same_text(tiny
     assert not small._prompt_kv
     small.generate_into(tiny_model, [(ss2, prompts)])
     assert ss2.generations == fresh
+
+
+def test_padding_waste_counts_the_positions_run_and_the_real_tokens(tiny_model, tiny_tokenizer, tiny_items):
+    from obliviate.data.formatting import encode_pair
+
+    fmt = PromptFormat()
+    items = tiny_items[:2]
+    prompts = [fmt.prompt(it.question) for it in items]
+    answers = [fmt.answer(it.answer) for it in items]
+    enc = [encode_pair(tiny_tokenizer, p, a, append_eos=True, max_length=512) for p, a in zip(prompts, answers)]
+    full = [len(e.input_ids) for e in enc]
+    plain = ScoringCache(tiny_tokenizer, fmt, batch_size=2)
+    plain.score(tiny_model, "a", prompts, answers)
+    assert (plain.positions_run, plain.positions_real) == (2 * max(full), sum(full))
+    shared = ScoringCache(tiny_tokenizer, fmt, batch_size=2)
+    shared.score_group(tiny_model, ["a"], prompts, [answers])
+    p_len = [e.n_prompt for e in enc]
+    a_len = [f - p for f, p in zip(full, p_len)]
+    assert shared.positions_run == 2 * max(p_len) + 2 * max(a_len) and shared.positions_real == sum(full)
+    assert shared.padding_waste == pytest.approx(1 - sum(full) / shared.positions_run)
+    assert ScoringCache(tiny_tokenizer, fmt).padding_waste == 0.0

@@ -61,6 +61,10 @@ class ScoringCache:
         self.generated_examples = 0
         self.forward_seconds = 0.0  # wall time in scoring passes and in generation (where an audit spends it)
         self.generate_seconds = 0.0
+        # token positions the scoring passes ran (prompts and answers, padding included) and the real
+        # tokens among them: the padding waste is 1 - real / run (`padding_waste`)
+        self.positions_run = 0
+        self.positions_real = 0
 
     def fingerprint(self, model: torch.nn.Module) -> str:
         key = id(model)
@@ -122,6 +126,7 @@ class ScoringCache:
             b = {k: v.to(self.device) for k, v in b.items()}
             kw = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in kw.items()}
             logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], **kw).logits
+            self._count(b["input_ids"].numel(), sum(len(enc[i].input_ids) for i in idx))
             labels = b["labels"][:, b["labels"].shape[1] - logits.shape[1]:]
             logits, labels, valid = ops.shift(logits, labels)
             _answer_stats(logits, labels, valid, idx, results)
@@ -186,6 +191,7 @@ class ScoringCache:
             out = model(input_ids=dev["ids"], attention_mask=dev["mask"], position_ids=dev["pos"], use_cache=True,
                         logits_to_keep=1, **{arg: cache})
             cache = getattr(out, arg, None) or cache
+            self._count(pb["input_ids"].numel(), sum(len(p_ids[i]) for i in idx))
             if not plain_cache(cache) or not cache.is_croppable:
                 return None
             first = out.logits[:, -1:]
@@ -207,6 +213,7 @@ class ScoringCache:
                 out = model(input_ids=ids_t, attention_mask=torch.cat([dev["mask"], am], 1), position_ids=apos,
                             use_cache=True, **{arg: cache})
                 cache.crop(-la)  # back to the prompts (a negative count removes tokens)
+                self._count(ids_t.numel(), sum(len(a) for a in a_ids))
                 # the last prompt position predicts answer token 0; answer position t predicts t + 1
                 logits = torch.cat([first, out.logits[:, :-1]], 1)
                 _answer_stats(logits, labels, labels != -100, idx, results[j])
@@ -237,6 +244,15 @@ class ScoringCache:
         if self.attention_mask == "non_pad":
             batch["attention_mask"] = (batch["input_ids"] != pad).long()
         return batch
+
+    def _count(self, run: int, real: int) -> None:
+        self.positions_run += run
+        self.positions_real += real
+
+    @property
+    def padding_waste(self) -> float:
+        """The share of the token positions the scoring passes ran that were padding."""
+        return 1 - self.positions_real / self.positions_run if self.positions_run else 0.0
 
     def _keep_prompt_kv(self, model: torch.nn.Module, cache: Any, rows: Sequence[Sequence[int]],
                         first: torch.Tensor) -> None:
