@@ -147,12 +147,12 @@ def test_adu_forgets_a_domain_better_than_the_baseline(bench_cache, monkeypatch,
     h = {k: e.metrics["domain_h"]["value"] for k, e in rep.models.items()}
     mem = {k: e.metrics["domain_mem"]["value"] for k, e in rep.models.items()}
     edge = rep.models["adu"].metrics["acc_edge"]["value"]
-    # measured with the bench settings (γ = λ = 1, 200 epochs), seeds 0 / 1 / 2 (the test runs seed 0):
-    # H ADU 85.7 / 85.4 / 85.6, Baseline 71.0 / 69.9 / 71.4 (margin 14.2-15.5, threshold 10);
-    # original H 50.4 (ADU +35.0-35.3, threshold 30); Mem ADU 84.7 / 85.6 / 84.8 vs the original's 92.3
-    # (-6.7 to -7.6, threshold -9.5); edge accuracy ADU 13.3 / 14.7 / 13.6, original 65.3, oracle 11.1,
+    # measured with the bench settings (γ = λ = 1, 200 epochs, 16 shots), seeds 0 / 1 / 2 (the test runs seed 0):
+    # H ADU 86.0 / 87.4 / 88.6, Baseline 72.4 / 71.3 / 69.6 (margin 13.6-19.0, threshold 10);
+    # original H 50.4 (ADU +35.6-38.2, threshold 30); Mem ADU 87.3 / 90.1 / 88.1 vs the original's 92.3
+    # (-5.0 to -2.2, threshold -7); edge accuracy ADU 15.3 / 15.1 / 10.9, original 65.3, oracle 11.1,
     # chance 10 (threshold 20)
     assert h["adu"] > h["adu_baseline"] + 10, h
     assert h["adu"] > h["original"] + 30, h
-    assert mem["adu"] > mem["original"] - 9.5, mem
+    assert mem["adu"] > mem["original"] - 7, mem
     assert edge < 20, edge

@@ -17,7 +17,7 @@ cached as safetensors under ``cache_root()/"domains"/<recipe hash>/``.
 Splits: ``forget1`` forgets ``edge`` (keep original, inverted, noisy); ``forget3`` forgets
 ``inverted``, ``edge`` and ``noisy`` (keep only the original). The unlearning data is few-shot as in
 the paper: ``shots`` images per class per domain from the train split (default 8, the paper's 8 shots;
-drawn with the seed); evaluation uses the whole test split in every domain. As in the paper (one
+the bench uses 16, `domains_bench.SHOTS`, for the reason given there; drawn with the seed); evaluation uses the whole test split in every domain. As in the paper (one
 pretrained CLIP, seeds over the few-shot draw and training), the bench's seeds vary the shots and
 the method while the encoders use ``model_seed`` 0; pass another model_seed for a new encoder.
 """
