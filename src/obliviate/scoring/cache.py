@@ -374,9 +374,6 @@ def _answer_stats(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tenso
         tgt_lp = logp.gather(-1, tg.unsqueeze(-1)).squeeze(-1)
         var = torch.linalg.vecdot(p, logp.sub_(mu.unsqueeze(-1)).square_())  # two-pass: no cancellation
         parts.append((tgt_lp, lg.argmax(-1) == tg, mu, var))
-    if not parts:  # no answer token in the batch
-        empty = flat.new_zeros(0, dtype=torch.float32)
-        parts = [(empty, target == target, empty, empty)]
     tgt_lp, hit, mu, var = (torch.cat(c) for c in zip(*parts))
     # one device->host copy per batch, then split per row
     counts = valid.sum(1).tolist()
