@@ -72,6 +72,8 @@ def main() -> None:
     ap.add_argument("--data", help="a TOFU-format folder (obliviate.data.loaders.load_tofu), split forget10")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    if bool(args.model) != bool(args.data):
+        ap.error("--model and --data go together (a saved model folder and a TOFU-format data folder)")
     torch.set_num_threads(args.threads)
     oracle = None
     if args.model:
