@@ -134,6 +134,36 @@ def test_identity_forget_weights_zero_keep_the_original():
     assert any(not torch.equal(model.state_dict()[k], v) for k, v in out.state_dict().items())
 
 
+class _Recording(LateFusionModel):
+    """Records the images every no-grad forward sees: θ_o's forwards on the noisy copy and D_r."""
+
+    seen: list = []
+
+    def forward(self, image, tokens):
+        if not torch.is_grad_enabled():
+            _Recording.seen.append(image.clone())
+        return super().forward(image, tokens)
+
+
+@pytest.mark.parametrize("noise", ["per_epoch", "fixed"])
+def test_noisy_copy_drawn_once_or_per_epoch_and_clipped(noise):
+    """θ_o sees the noisy forget images first in every batch (n_forget 12 <= batch 16: one batch per
+    epoch). "fixed" gives the same noisy copy every epoch, "per_epoch" a new draw; both clipped to [0, 1]."""
+    torch.manual_seed(0)
+    model, task = _Recording().eval(), _tiny_task()
+    f_img = task.forget_set.tensors[0]
+    _Recording.seen = []
+    fm.run(fm.ForgetMIConfig(epochs=3, image_noise=noise, image_noise_std=0.5), model, task, VisionContext(seed=0))
+    noisy = _Recording.seen[0::2]  # (noisy forget, retain) per step
+    assert len(noisy) == 3 and all(x.shape == f_img.shape for x in noisy)
+    assert all(x.min() >= 0.0 and x.max() <= 1.0 for x in noisy)
+    assert (noisy[0] - f_img).abs().mean() > 0.1  # noise was added
+    assert torch.equal(noisy[0], noisy[1]) == (noise == "fixed") and torch.equal(noisy[1], noisy[2]) == (noise == "fixed")
+    _Recording.seen = []
+    fm.run(fm.ForgetMIConfig(epochs=1, image_noise_std=0.5, image_clip=None), model, task, VisionContext(seed=0))
+    assert _Recording.seen[0].min() < 0.0 and _Recording.seen[0].max() > 1.0  # image_clip=None: unclipped
+
+
 @pytest.mark.parametrize("mode", ["push_from_noisy", "pull_to_noisy"])
 @pytest.mark.parametrize("step", ["batch", "epoch"])
 def test_contract_runs_and_changes_weights(mode, step):
@@ -155,6 +185,8 @@ def test_config_and_task_errors():
     spec = registry.get("method", "forget_mi").obj
     with pytest.raises(ConfigError, match="mode"):
         spec.make_config({"mode": "push"})
+    with pytest.raises(ConfigError, match="image_noise"):
+        spec.make_config({"image_noise": "once"})
     task = _tiny_task()
     task.synonyms = None
     with pytest.raises(ValueError, match="synonyms"):
@@ -166,8 +198,16 @@ def test_config_and_task_errors():
 
 @pytest.mark.slow
 def test_behaviour_forgets_patients_on_builtin_benchmark(bench_cache, monkeypatch, tmp_path):
-    """Forget-MI (the pull_to_noisy bench variant) lowers forget AUC/F1 and the membership evidence
-    of the forgotten patients while test AUC stays within 0.03 of the exact retrain oracle."""
+    """Forget-MI (the pull_to_noisy bench variant) takes forget AUC/F1 and the membership evidence of
+    the forgotten patients to the exact retrain oracle's level while test AUC stays near the oracle's.
+
+    Thresholds from `obliviate bench --benchmark multimodal --split forget10 --seeds "[0,1,2]"`
+    (2026-12-02), per seed 0 / 1 / 2: D_f AUC 0.908 / 0.914 / 0.931 (retrain 0.906 / 0.916 / 0.899;
+    gap <= 0.032, bound 0.05), D_f F1 0.526-0.571 (original 1.0; drop >= 0.43, bound 0.3), MIA
+    entropy 0.489-0.552 (original 0.948-0.963; drop >= 0.40, bound 0.3), MIA loss 0.541-0.593
+    (original >= 0.993; drop >= 0.40, bound 0.3), D_t AUC 0.900-0.909 (retrain gap 0.011-0.023, bound
+    0.035). Redrawing the noise every epoch leaves D_f AUC at 0.996 (3 seeds; gap 0.09) and the paper's
+    hinge margin of 1 drops D_t AUC to 0.80: each fails a bound."""
     monkeypatch.setenv("OBLIVIATE_CACHE", bench_cache)
     from obliviate.benchmarks.multimodal_bench import VARIANTS, bench_multimodal
 
@@ -178,8 +218,8 @@ def test_behaviour_forgets_patients_on_builtin_benchmark(bench_cache, monkeypatc
     m = {row: {k: d["value"] for k, d in e.metrics.items()} for row, e in rep.models.items()}
     orig, retrain, fmi = m["original"], m["retrain"], m["forget_mi_pull"]
     assert orig["forget_f1"] - retrain["forget_f1"] > 0.2  # the patients are memorised: there is something to forget
-    assert fmi["forget_f1"] < orig["forget_f1"] - 0.15
-    assert fmi["forget_auc"] < orig["forget_auc"]
-    assert fmi["mia_svc_entropy"] < orig["mia_svc_entropy"] - 0.2
-    assert fmi["mia_svc_loss"] < orig["mia_svc_loss"] - 0.2
-    assert abs(fmi["test_auc"] - retrain["test_auc"]) < 0.03
+    assert abs(fmi["forget_auc"] - retrain["forget_auc"]) < 0.05
+    assert fmi["forget_f1"] < orig["forget_f1"] - 0.3
+    assert fmi["mia_svc_entropy"] < orig["mia_svc_entropy"] - 0.3
+    assert fmi["mia_svc_loss"] < orig["mia_svc_loss"] - 0.3
+    assert abs(fmi["test_auc"] - retrain["test_auc"]) < 0.035

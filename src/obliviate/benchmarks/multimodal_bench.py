@@ -28,11 +28,20 @@ from obliviate.report.schema import ModelEntry, Report
 
 TABLE_METRICS = ("forget_auc", "forget_f1", "test_auc", "test_f1", "mia_svc_logits", "mia_svc_entropy", "mia_svc_loss")
 # Rows run by default: (row name, method, config overrides). ``forget_mi`` is the paper's config
-# (push_from_noisy, image noise 0.1); ``forget_mi_pull`` is the use_noise=true variant with the "large
-# noise" the upstream script's comment asks for (image std 0.5) and lr 3e-3 (chosen on seed 0 of forget10).
+# (push_from_noisy, image noise 0.1, hinge margin 1). ``forget_mi_pull`` is the use_noise=true mode with
+# the "large noise" the upstream script's comment asks for (image std 0.5), chosen on forget10 seeds 0-2
+# and checked on seeds 3-5 and on forget03/06 (benchmarks/README.md):
+# - image_noise "fixed": one noisy copy of D_f. Redrawn every epoch (upstream), the pull converges to the
+#   noise-averaged target, which the original classifies as it memorised (D_f AUC 0.96-0.99 against 0.78
+#   for one draw), so D_f AUC stays at 0.98-1.00;
+# - hinge_margin 5: with the paper's +1 the retain distances pass their caps within 3 epochs (UR 4.1 at
+#   epoch 3; the embeddings' norms are 12-17) and the retain terms then give no gradient: D_t AUC falls
+#   to 0.78-0.83. At +5 they stay below their caps (UR <= 3.5) and keep pulling;
+# - lr 1e-2 for 60 epochs: the pull reaches the retrained model's D_f AUC (30 epochs stop at 0.96).
 VARIANTS: dict[str, tuple[str, dict]] = {
     "forget_mi": ("forget_mi", {}),
-    "forget_mi_pull": ("forget_mi", {"mode": "pull_to_noisy", "image_noise_std": 0.5, "lr": 3e-3}),
+    "forget_mi_pull": ("forget_mi", {"mode": "pull_to_noisy", "image_noise_std": 0.5, "image_noise": "fixed",
+                                     "hinge_margin": 5.0, "lr": 1e-2, "epochs": 60}),
 }
 
 
