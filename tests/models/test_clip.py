@@ -60,7 +60,7 @@ def test_load_clip_refuses_pickle_only_folder(tmp_path):
 
 def test_open_clip_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "open_clip", None)  # import fails as if not installed
-    with pytest.raises(ImportError, match="pip install open_clip_torch"):
+    with pytest.raises(ImportError, match=r"pip install 'obliviate\[clip\]'"):
         load_clip("ViT-B-16", backend="open_clip")
     with pytest.raises(ValueError, match="unknown CLIP backend"):
         load_clip("x", backend="jax")

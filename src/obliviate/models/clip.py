@@ -8,7 +8,7 @@ and the vision-language methods (ADU) use:
 - ``load_clip(path_or_hub_id)``: a pretrained ``transformers.CLIPModel`` + ``CLIPProcessor``
   (safetensors only), wrapped as ``HFClip``;
 - ``load_clip(name, backend="open_clip", pretrained=...)``: an ``open_clip`` model (optional
-  extra: ``pip install open_clip_torch``), wrapped as ``OpenClip``.
+  extra: ``pip install 'obliviate[clip]'``), wrapped as ``OpenClip``.
 
 The shared surface (duck-typed, see ``ClipLike``): ``vision_tokens(x)`` is the token sequence
 fed to the first transformer block (CLS first, then patches), ``vision_blocks()`` the blocks as
@@ -248,8 +248,8 @@ def load_clip(name_or_path: str | Path, backend: str = "transformers", *, pretra
         try:
             import open_clip
         except ImportError as e:
-            raise ImportError("backend='open_clip' needs the optional open_clip package: pip install open_clip_torch "
-                              "(or use backend='transformers' with a Hugging Face CLIP checkpoint)") from e
+            raise ImportError("backend='open_clip' needs the optional open_clip package: pip install 'obliviate[clip]' "
+                              "(open_clip_torch; or use backend='transformers' with a Hugging Face CLIP checkpoint)") from e
         model, _, preprocess = open_clip.create_model_and_transforms(str(name_or_path), pretrained=pretrained,
                                                                      device=device)
         return OpenClip(model.eval(), open_clip.get_tokenizer(str(name_or_path)), preprocess)
