@@ -6,8 +6,9 @@ Multimodal Information in Healthcare Settings", MICCAI 2025 (arXiv 2506.23145); 
 BioMedIA-MBZUAI/Forget-MI (`training/forgetmi_partial.py`, `config.yaml` at 3f9d223).
 
 θ is the model being unlearned (starts at θ_o), θ_o the frozen original. D̃_f is a noisy copy of
-the forget set, aligned record by record with D_f: image + N(μ, σ²) (μ 0, σ 0.1) and each report
-token swapped for its synonym with probability 0.5. dist(a, b) = mean over the batch of ‖a − b‖₂,
+the forget set, aligned record by record with D_f: image + N(μ, σ²) (μ 0, σ 0.1) clipped to [0, 1],
+drawn anew every epoch as upstream or once (``image_noise="fixed"``), and each report token swapped
+for its synonym with probability 0.5 (once). dist(a, b) = mean over the batch of ‖a − b‖₂,
 [i, t] the concatenated unimodal embeddings, joint the gated fusion (the model's own gate):
 
     UU = dist([i,t]_θ(D_f), [i,t]_θo(D̃_f))      MU = dist(joint_θ(D_f), joint_θo(D̃_f))
