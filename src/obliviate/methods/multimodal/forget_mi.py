@@ -170,6 +170,8 @@ def run(cfg: ForgetMIConfig, model: nn.Module, task: Any, ctx: VisionContext,
     if synonyms is None:
         raise ValueError("forget_mi: the task has no `synonyms` table (token id -> synonym id), needed for the "
                          "text perturbation of the noisy forget copy; set task.synonyms")
+    if cfg.image_noise not in ("per_epoch", "fixed"):
+        raise ValueError(f"forget_mi: image_noise must be 'per_epoch' or 'fixed', got {cfg.image_noise!r}")
     weights = normalised_weights(cfg)
     torch.manual_seed(ctx.seed)
     gen = torch.Generator().manual_seed(ctx.seed)
@@ -182,14 +184,6 @@ def run(cfg: ForgetMIConfig, model: nn.Module, task: Any, ctx: VisionContext,
     # The noisy reports are made once (upstream caches the noisy features); image noise is drawn anew
     # every epoch (upstream perturbs in the dataset's __getitem__) unless image_noise="fixed".
     noisy_tok = synonym_swap(f_tok.cpu(), synonyms, cfg.synonym_level, gen).to(ctx.device)
-    if cfg.image_noise not in ("per_epoch", "fixed"):
-        raise ValueError(f"forget_mi: image_noise must be 'per_epoch' or 'fixed', got {cfg.image_noise!r}")
-
-    def noisy_images() -> torch.Tensor:
-        x = f_img + cfg.image_noise_mean + cfg.image_noise_std * torch.randn(f_img.shape, generator=gen).to(ctx.device)
-        return x if cfg.image_clip is None else x.clamp(*cfg.image_clip)
-
-    noisy_img = noisy_images()
     opt = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=cfg.lr,
                             weight_decay=cfg.weight_decay)
     bs = cfg.batch_size
@@ -197,8 +191,11 @@ def run(cfg: ForgetMIConfig, model: nn.Module, task: Any, ctx: VisionContext,
     n_batches = min(math.ceil(len(f_tok) / bs), math.ceil(len(r_tok) / bs))
     caps: tuple[float, float] | None = None
     for epoch in range(cfg.epochs):
-        if cfg.image_noise == "per_epoch" and epoch > 0:
-            noisy_img = noisy_images()
+        if epoch == 0 or cfg.image_noise == "per_epoch":
+            noisy_img = f_img + cfg.image_noise_mean + cfg.image_noise_std * torch.randn(
+                f_img.shape, generator=gen).to(ctx.device)
+            if cfg.image_clip is not None:
+                noisy_img = noisy_img.clamp(*cfg.image_clip)
         retain_order = torch.randperm(len(r_tok), generator=gen).to(ctx.device)
         sums: dict[str, float] = {}
         for b in range(n_batches):
