@@ -14,6 +14,7 @@ class _C:
     steps: int = 3
     kind: Literal["nll", "kl"] = "nll"
     layers: tuple[int, ...] = (1,)
+    clip: tuple[float, float] | None = (0.0, 1.0)
 
 
 def test_overrides_are_type_checked():
@@ -23,6 +24,16 @@ def test_overrides_are_type_checked():
         build_dataclass(_C, {"steps": "many"})
     with pytest.raises(ConfigError, match="must be one of"):
         build_dataclass(_C, {"kind": "l2"})
+
+
+def test_fixed_length_tuple_needs_that_many_values():
+    assert build_dataclass(_C, {"clip": [0, "2.5"]}).clip == (0.0, 2.5)
+    assert build_dataclass(_C, {"clip": None}).clip is None
+    for bad in ([1.0], [0.0, 1.0, 2.0], "0,1"):
+        with pytest.raises(ConfigError, match=r"clip=.*does not match tuple\[float, float\] \| None"):
+            build_dataclass(_C, {"clip": bad})
+    with pytest.raises(ConfigError, match="layers expects a list"):
+        build_dataclass(_C, {"layers": 3})
 
 
 def test_unknown_key_names_the_close_match():

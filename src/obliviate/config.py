@@ -53,6 +53,10 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     if origin in (tuple, list):
         if isinstance(value, str) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: {key} expects a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:  # tuple[float, float]: that many, each its type
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: {key} expects {len(args)} values, got {value!r}")
+            return tuple(_coerce(v, a, key, where) for v, a in zip(value, args))
         inner = args[0] if args else Any
         items = [_coerce(v, inner, key, where) for v in value]
         return tuple(items) if origin is tuple else items
